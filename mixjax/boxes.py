@@ -1,0 +1,91 @@
+"""CutMix boxes: sampling, rasterising and measuring them.
+
+A box is four int32 pixel coordinates ``(top, left, bottom, right)`` with
+exclusive ends, so it covers rows ``top ≤ h < bottom`` and columns
+``left ≤ w < right``; its area is ``(bottom − top)·(right − left)``. An empty box
+(zero area) pastes nothing.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+
+
+def sample_boxes(
+    key: chex.PRNGKey, lam: chex.Array, height: int, width: int
+) -> chex.Array:
+  """Draws boxes of area ratio about ``1 − λ`` with uniform centres (CutMix).
+
+  The box has side ``⌊H·√(1 − λ)⌋ × ⌊W·√(1 − λ)⌋``, its centre ``(c_y, c_x)`` is
+  uniform over the pixels, and it is clipped to the image, so its final area can
+  be smaller than ``(1 − λ)·H·W``: use :func:`box_area` for the exact fraction
+  (timm's ``correct_lam``).
+
+  Args:
+    key: a PRNG key.
+    lam: float ``[N]`` weights in ``[0, 1]``.
+    height: ``H``.
+    width: ``W``.
+
+  Returns:
+    int32 ``[N, 4]`` boxes.
+  """
+  chex.assert_rank(lam, 1)
+  key_y, key_x = jax.random.split(key)
+  n = lam.shape[0]
+  ratio = jnp.sqrt(jnp.clip(1.0 - lam.astype(jnp.float32), 0.0, 1.0))
+  cut_h = jnp.floor(height * ratio).astype(jnp.int32)
+  cut_w = jnp.floor(width * ratio).astype(jnp.int32)
+  centre_y = jax.random.randint(key_y, (n,), 0, height, dtype=jnp.int32)
+  centre_x = jax.random.randint(key_x, (n,), 0, width, dtype=jnp.int32)
+  top = centre_y - cut_h // 2
+  left = centre_x - cut_w // 2
+  return jnp.stack([
+      jnp.clip(top, 0, height),
+      jnp.clip(left, 0, width),
+      jnp.clip(top + cut_h, 0, height),
+      jnp.clip(left + cut_w, 0, width),
+  ], axis=-1)
+
+
+def sample_boxes_minmax(
+    key: chex.PRNGKey,
+    num: int,
+    height: int,
+    width: int,
+    minmax: tuple[float, float],
+) -> chex.Array:
+  """Draws boxes whose side ratios are uniform in ``minmax`` (timm's ``cutmix_minmax``).
+
+  Height and width are drawn independently as integers in
+  ``[⌊H·min⌋, ⌊H·max⌋]`` and ``[⌊W·min⌋, ⌊W·max⌋]``; the box is placed uniformly
+  so that it lies wholly inside the image (no clipping). ``λ`` follows from the area.
+
+  Returns:
+    int32 ``[num, 4]`` boxes.
+  """
+  key_h, key_w, key_y, key_x = jax.random.split(key, 4)
+  lo, hi = minmax
+  cut_h = jax.random.randint(
+      key_h, (num,), int(height * lo), int(height * hi) + 1, dtype=jnp.int32)
+  cut_w = jax.random.randint(
+      key_w, (num,), int(width * lo), int(width * hi) + 1, dtype=jnp.int32)
+  top = jax.random.randint(key_y, (num,), 0, height - cut_h + 1, dtype=jnp.int32)
+  left = jax.random.randint(key_x, (num,), 0, width - cut_w + 1, dtype=jnp.int32)
+  return jnp.stack([top, left, top + cut_h, left + cut_w], axis=-1)
+
+
+def box_area(boxes: chex.Array) -> chex.Array:
+  """Pixel area of each box, int32 ``[N]``."""
+  return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def box_mask(boxes: chex.Array, height: int, width: int) -> chex.Array:
+  """Rasterises boxes: bool ``[N, H, W]``, True inside each box."""
+  chex.assert_shape(boxes, (None, 4))
+  rows = jnp.arange(height, dtype=jnp.int32)[None, :, None]
+  cols = jnp.arange(width, dtype=jnp.int32)[None, None, :]
+  top, left, bottom, right = (boxes[:, i, None, None] for i in range(4))
+  return (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)

@@ -1,0 +1,130 @@
+"""CutMix (Yun et al., 2019): paste a box from a partner, mix labels by area.
+
+  ``λ ~ Beta(α, α)``, box of area ``(1 − λ)·H·W`` centred uniformly and clipped,
+  ``x̃ = M ⊙ x[perm] + (1 − M) ⊙ x``, ``ỹ = w·y + (1 − w)·y[perm]`` with the exact
+  kept fraction ``w = 1 − |M|/(H·W)`` after clipping.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from mixjax import _validation
+from mixjax.boxes import box_area, sample_boxes, sample_boxes_minmax
+from mixjax.params import MixParams, apply_mix
+from mixjax.sampling import sample_lambda, sample_partners
+
+
+def sample_cutmix_boxes(
+    key: chex.PRNGKey,
+    batch_size: int,
+    image_size: tuple[int, int],
+    *,
+    alpha: float = 1.0,
+    mode: str = "batch",
+    minmax: Sequence[float] | None = None,
+) -> tuple[chex.Array, chex.Array]:
+  """Draws CutMix boxes and their exact kept fractions.
+
+  Returns:
+    ``(boxes, w)``: int32 ``[B, 4]`` boxes and float32 ``[B]`` label weights
+    ``w = 1 − area/(H·W)``.
+  """
+  _validation.check_mode(mode)
+  minmax = _validation.check_minmax(minmax)
+  height, width = image_size
+  num = 1 if mode == "batch" else batch_size
+  if minmax is None:
+    lam = sample_lambda(key, num, alpha, "elem")
+    boxes = sample_boxes(jax.random.fold_in(key, 1), lam, height, width)
+  else:
+    boxes = sample_boxes_minmax(key, num, height, width, minmax)
+  boxes = jnp.broadcast_to(boxes, (batch_size, 4))
+  weight = 1.0 - box_area(boxes).astype(jnp.float32) / (height * width)
+  return boxes, weight
+
+
+def sample_cutmix(
+    key: chex.PRNGKey,
+    batch_size: int,
+    image_size: tuple[int, int],
+    *,
+    alpha: float = 1.0,
+    mode: str = "batch",
+    minmax: Sequence[float] | None = None,
+    pairing: str = "permute",
+) -> MixParams:
+  """Draws a CutMix: boxes (one, or one per example), exact weights and partners.
+
+  Args:
+    key: a PRNG key.
+    batch_size: ``B``.
+    image_size: ``(H, W)``.
+    alpha: ``α > 0`` of ``Beta(α, α)``; ignored when ``minmax`` is given.
+    mode: ``"batch"`` (one box, as in the paper) or ``"elem"`` (one per example).
+    minmax: optional ``(min, max)`` box side ratios (timm's ``cutmix_minmax``).
+    pairing: ``"permute"``, ``"flip"`` or ``"roll"``.
+
+  Returns:
+    :class:`MixParams` with boxes and no ``lam`` (pixels are pasted, not blended).
+  """
+  key_box, key_perm = jax.random.split(key)
+  boxes, weight = sample_cutmix_boxes(
+      key_box, batch_size, image_size, alpha=alpha, mode=mode, minmax=minmax)
+  return MixParams(perm=sample_partners(key_perm, batch_size, pairing),
+                   label_weight=weight, boxes=boxes)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("alpha", "num_classes", "mode", "minmax", "pairing",
+                     "label_smoothing"))
+def cutmix(
+    key: chex.PRNGKey,
+    images: chex.Array,
+    labels: chex.Array,
+    *,
+    alpha: float = 1.0,
+    num_classes: int | None = None,
+    mode: str = "batch",
+    minmax: tuple[float, float] | None = None,
+    pairing: str = "permute",
+    label_smoothing: float = 0.0,
+) -> tuple[chex.Array, chex.Array]:
+  """Mixes a batch with CutMix.
+
+  A box of area ratio ``1 − λ``, ``λ ~ Beta(α, α)``, with a uniformly drawn
+  centre and clipped to the image, is copied from each example's partner. The
+  labels are mixed by the exact pasted fraction after clipping. Pixels are
+  copied, never blended, so the output keeps the input dtype (uint8 stays uint8).
+  A batch of one pastes from itself and comes back unchanged.
+
+  Args:
+    key: a PRNG key.
+    images: ``[B, H, W, C]`` or ``[B, H, W]``, float or integer.
+    labels: int class ids ``[B]`` (with ``num_classes``) or rows ``[B, K]``.
+    alpha: ``α > 0``.
+    num_classes: ``K``.
+    mode: ``"batch"`` or ``"elem"``.
+    minmax: optional ``(min, max)`` box side ratios; replaces the Beta draw.
+    pairing: ``"permute"`` (default), ``"flip"`` or ``"roll"``.
+    label_smoothing: ``ε`` applied to the labels before mixing.
+
+  Returns:
+    ``(x̃, ỹ)``: mixed images (input dtype) and float32 soft labels ``[B, K]``.
+
+  Raises:
+    ValueError: at trace time for ``α ≤ 0``, images without two spatial axes,
+      unknown ``mode``/``pairing``, bad ``minmax``, a batch mismatch or labels
+      that do not fit ``num_classes``.
+  """
+  batch = _validation.check_batch(images)
+  height, width = _validation.check_spatial(images)
+  params = sample_cutmix(key, batch, (height, width), alpha=alpha, mode=mode,
+                         minmax=minmax, pairing=pairing)
+  return apply_mix(params, images, labels, num_classes, label_smoothing)

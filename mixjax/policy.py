@@ -1,0 +1,161 @@
+"""The combined Mixup/CutMix policy (timm's ``Mixup`` feature set).
+
+Per call (``mode="batch"``) or per example (``mode="elem"``): with probability
+``prob`` a mix is applied; if both methods are enabled, CutMix is chosen with
+probability ``switch_prob`` and Mixup otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from mixjax import _validation
+from mixjax.cutmix import sample_cutmix_boxes
+from mixjax.params import MixParams, apply_mix
+from mixjax.sampling import sample_lambda, sample_partners
+
+
+@dataclasses.dataclass(frozen=True)
+class MixConfig:
+  """Configuration of the combined policy; hashable, so it is a static jit arg.
+
+  Defaults follow ``timm.data.Mixup`` except ``label_smoothing`` (0 here, as in
+  every other mixjax op; timm's default is 0.1).
+
+  Attributes:
+    mixup_alpha: ``α`` of Mixup's ``Beta(α, α)``; 0 disables Mixup.
+    cutmix_alpha: ``α`` of CutMix's ``Beta(α, α)``; 0 disables CutMix unless
+      ``cutmix_minmax`` is set.
+    cutmix_minmax: optional ``(min, max)`` box side ratios; enables CutMix and
+      replaces its Beta draw.
+    prob: probability of mixing at all.
+    switch_prob: probability of CutMix when both are enabled.
+    mode: ``"batch"`` or ``"elem"``.
+    label_smoothing: ``ε`` applied to the labels before mixing.
+    num_classes: ``K``, needed for integer labels.
+    pairing: ``"permute"``, ``"flip"`` (timm's) or ``"roll"``.
+  """
+  mixup_alpha: float = 1.0
+  cutmix_alpha: float = 0.0
+  cutmix_minmax: tuple[float, float] | None = None
+  prob: float = 1.0
+  switch_prob: float = 0.5
+  mode: str = "batch"
+  label_smoothing: float = 0.0
+  num_classes: int | None = None
+  pairing: str = "permute"
+
+  def __post_init__(self):
+    for name in ("mixup_alpha", "cutmix_alpha"):
+      value = getattr(self, name)
+      if not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"{name} must be >= 0 (0 disables it), got {value!r}.")
+    if self.cutmix_minmax is not None:
+      object.__setattr__(self, "cutmix_minmax",
+                         _validation.check_minmax(self.cutmix_minmax))
+    if not (self.mixup_enabled or self.cutmix_enabled):
+      raise ValueError(
+          "MixConfig enables no method: set mixup_alpha > 0, cutmix_alpha > 0 "
+          "or cutmix_minmax.")
+    _validation.check_probability(self.prob, "prob")
+    _validation.check_probability(self.switch_prob, "switch_prob")
+    _validation.check_mode(self.mode)
+    _validation.check_pairing(self.pairing)
+    if not 0.0 <= self.label_smoothing < 1.0:
+      raise ValueError(
+          f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
+
+  @property
+  def mixup_enabled(self) -> bool:
+    return self.mixup_alpha > 0
+
+  @property
+  def cutmix_enabled(self) -> bool:
+    return self.cutmix_alpha > 0 or self.cutmix_minmax is not None
+
+
+def sample_mix(
+    key: chex.PRNGKey,
+    batch_size: int,
+    image_size: tuple[int, int] | None,
+    config: MixConfig,
+) -> MixParams:
+  """Draws a mix from the policy.
+
+  Let ``a ~ Bernoulli(prob)`` and ``c ~ Bernoulli(switch_prob)`` (``c`` fixed to
+  the enabled method when only one is). Then a CutMix box is pasted where
+  ``a ∧ c``, a Mixup ``λ`` blends where ``a ∧ ¬c``, and nothing changes where
+  ``¬a``. One program covers every outcome.
+
+  Args:
+    key: a PRNG key.
+    batch_size: ``B``.
+    image_size: ``(H, W)``; may be None when CutMix is disabled.
+    config: the policy.
+
+  Returns:
+    :class:`MixParams`. ``lam`` is None when Mixup is disabled (pure paste keeps
+    the dtype) and ``boxes`` is None when CutMix is disabled (any rank).
+  """
+  key_apply, key_switch, key_mixup, key_cutmix, key_perm = jax.random.split(key, 5)
+  num = 1 if config.mode == "batch" else batch_size
+  apply = jax.random.uniform(key_apply, (num,)) < config.prob
+  if config.mixup_enabled and config.cutmix_enabled:
+    use_cutmix = jax.random.uniform(key_switch, (num,)) < config.switch_prob
+  else:
+    use_cutmix = jnp.full((num,), config.cutmix_enabled)
+  do_cutmix = apply & use_cutmix
+  do_mixup = apply & ~use_cutmix
+  weight = jnp.ones((num,), jnp.float32)
+  lam = boxes = None
+  if config.mixup_enabled:
+    lam = jnp.where(
+        do_mixup, sample_lambda(key_mixup, num, config.mixup_alpha, "elem"), 1.0)
+    weight = lam
+  if config.cutmix_enabled:
+    if image_size is None:
+      raise ValueError("CutMix is enabled, so image_size (H, W) is required.")
+    boxes, cut_weight = sample_cutmix_boxes(
+        key_cutmix, num, image_size, alpha=config.cutmix_alpha or 1.0,
+        mode="elem", minmax=config.cutmix_minmax)
+    boxes = jnp.where(do_cutmix[:, None], boxes, 0)
+    weight = jnp.where(do_cutmix, cut_weight, weight)
+    boxes = jnp.broadcast_to(boxes, (batch_size, 4))
+  broadcast = lambda v: None if v is None else jnp.broadcast_to(v, (batch_size,))
+  return MixParams(perm=sample_partners(key_perm, batch_size, config.pairing),
+                   label_weight=broadcast(weight), lam=broadcast(lam),
+                   boxes=boxes)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def mix(
+    key: chex.PRNGKey,
+    images: chex.Array,
+    labels: chex.Array,
+    config: MixConfig,
+) -> tuple[chex.Array, chex.Array]:
+  """Mixes a batch with the combined Mixup/CutMix policy.
+
+  Args:
+    key: a PRNG key.
+    images: ``[B, H, W, C]`` or ``[B, H, W]`` (any ``[B, ...]`` if CutMix is
+      disabled), float or integer.
+    labels: int class ids ``[B]`` (with ``config.num_classes``) or rows ``[B, K]``.
+    config: a :class:`MixConfig`.
+
+  Returns:
+    ``(x̃, ỹ)``. Output dtype: floats are kept; integer images stay integer if
+    only CutMix is enabled and become float32 if Mixup is enabled.
+  """
+  if not isinstance(config, MixConfig):
+    raise ValueError(f"config must be a MixConfig, got {type(config).__name__}.")
+  batch = _validation.check_batch(images)
+  image_size = _validation.check_spatial(images) if config.cutmix_enabled else None
+  params = sample_mix(key, batch, image_size, config)
+  return apply_mix(params, images, labels, config.num_classes,
+                   config.label_smoothing)

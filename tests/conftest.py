@@ -1,0 +1,10 @@
+"""Test set-up: four forced CPU devices, so multi-device code runs anywhere.
+
+XLA reads the flag when the backend starts, so it is set before jax is imported.
+"""
+
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
