@@ -1,0 +1,29 @@
+"""Flax (linen) models that apply a :class:`~mixjax.MixPlan` (Manifold Mixup).
+
+Every model is called as ``model.apply(variables, x, plan=None, train=False)``
+and mixes at the plan's drawn layer when it is one of ``model.mix_layers``
+(0 = the input, ``i`` = the output of stage / group / hidden layer ``i``).
+Draw plans with ``mixjax.sample_plan(key, batch, model.mix_layers, alpha=2.0)``;
+the drawn layer is a traced int, so one compiled step serves every layer.
+Inputs are float and already normalised (integer images raise ``ValueError``).
+"""
+
+from mixjax.models.preact_resnet import PreActResNet, preact_resnet18, preact_resnet34
+from mixjax.models.registry import MODELS, get_model, list_models
+from mixjax.models.small import MLP, SmallCNN, mlp, small_cnn
+from mixjax.models.wide_resnet import WideResNet, wide_resnet28_10
+
+__all__ = [
+    "MLP",
+    "MODELS",
+    "PreActResNet",
+    "SmallCNN",
+    "WideResNet",
+    "get_model",
+    "list_models",
+    "mlp",
+    "preact_resnet18",
+    "preact_resnet34",
+    "small_cnn",
+    "wide_resnet28_10",
+]
