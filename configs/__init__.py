@@ -1,0 +1,1 @@
+"""Configs as code: one file per recipe; ``--config=configs/<name>.py[:args]``."""

@@ -1,0 +1,64 @@
+"""The fields every config has, with the CIFAR defaults of the mixup papers.
+
+``python train.py --config=configs/base.py`` trains ERM on CIFAR-10; the recipe
+files next to this one override what their paper says.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  # Data: "digits" (offline, ships with scikit-learn) or any TFDS image dataset.
+  c.dataset = "cifar10"
+  c.data_dir = ml_collections.config_dict.placeholder(str)
+  c.padding = 4          # Random crop after zero-padding by this many pixels.
+  c.flip = True          # Random horizontal flip.
+  # Model: preact_resnet18, preact_resnet34, wide_resnet28_10, small_cnn, mlp.
+  c.model = "preact_resnet18"
+  c.model_kwargs = ml_collections.ConfigDict()
+  c.dtype = "float32"    # "bfloat16" computes in bf16 (params stay float32).
+  # Methods, each trained in turn in workdir/<method>: erm, mixup, cutmix,
+  # manifold_mixup, policy. Their hyper-parameters come from
+  # mixjax.training.PRESETS; the fields below override them when set.
+  c.methods = ("erm",)
+  c.alpha = ml_collections.config_dict.placeholder(float)
+  c.prob = ml_collections.config_dict.placeholder(float)
+  c.mix_mode = ml_collections.config_dict.placeholder(str)
+  c.cutmix_alpha = ml_collections.config_dict.placeholder(float)
+  c.switch_prob = ml_collections.config_dict.placeholder(float)
+  c.mix_layers = ml_collections.config_dict.placeholder(tuple)
+  c.label_smoothing = 0.0
+  # Optimisation: SGD, Nesterov momentum 0.9, L2 weight decay (PyTorch-style).
+  c.num_epochs = 200
+  c.batch_size = 128
+  c.eval_batch_size = 500
+  c.learning_rate = 0.1
+  c.momentum = 0.9
+  c.nesterov = True
+  c.weight_decay = 1e-4
+  c.schedule = "step"    # "step", "cosine" or "constant".
+  c.milestones = (100, 150)
+  c.gamma = 0.1
+  c.warmup_epochs = 0.0
+  # Devices, checkpoints, logging.
+  c.parallel = "shard_map"  # or "pmap".
+  c.num_devices = 0         # 0: all local devices.
+  c.checkpoint_every_steps = 0  # 0: once per epoch.
+  c.keep_checkpoints = 3
+  c.eval_every_epochs = 1
+  c.log_every_epochs = 1
+  c.ece_bins = 15
+  c.tensorboard = True
+  c.seed = 0
+  return c
+
+
+def cifar_recipe(arg: str | None, method: str) -> ml_collections.ConfigDict:
+  """The base config for ``method`` on ``"dataset,model"`` (default cifar10,preact_resnet18)."""
+  dataset, model = (arg or "cifar10,preact_resnet18").split(",")
+  if dataset not in ("cifar10", "cifar100"):
+    raise ValueError(f"the CIFAR recipes take cifar10 or cifar100, got {dataset!r}.")
+  c = get_config()
+  c.dataset, c.model, c.methods = dataset, model, (method,)
+  return c

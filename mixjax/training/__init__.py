@@ -1,0 +1,47 @@
+"""Training: methods as plans, the mapped train step, checkpoints and the loop."""
+
+from mixjax.training.checkpoint import Checkpointer
+from mixjax.training.loop import (
+    NonFiniteLossError,
+    compare,
+    evaluate,
+    format_table,
+    method_from_config,
+    train_and_evaluate,
+)
+from mixjax.training.methods import METHODS, PRESETS, Method, draw_plan
+from mixjax.training.metrics import eval_sums, expected_calibration_error, summarize
+from mixjax.training.parallel import BACKENDS, DataParallel
+from mixjax.training.state import (
+    TrainState,
+    create_train_state,
+    make_optimizer,
+    make_schedule,
+)
+from mixjax.training.step import Augment, make_eval_step, make_train_step
+
+__all__ = [
+    "BACKENDS",
+    "METHODS",
+    "PRESETS",
+    "Augment",
+    "Checkpointer",
+    "DataParallel",
+    "Method",
+    "NonFiniteLossError",
+    "TrainState",
+    "compare",
+    "create_train_state",
+    "draw_plan",
+    "eval_sums",
+    "evaluate",
+    "expected_calibration_error",
+    "format_table",
+    "make_eval_step",
+    "make_optimizer",
+    "make_schedule",
+    "make_train_step",
+    "method_from_config",
+    "summarize",
+    "train_and_evaluate",
+]

@@ -1,0 +1,299 @@
+"""The training loop shared by ``train.py`` and the notebooks.
+
+:func:`train_and_evaluate` trains one method from a config and returns its
+final metrics; :func:`compare` trains each method named in ``config.methods``
+and returns one row per method. Metrics go to stdout, ``metrics.jsonl`` and
+TensorBoard (when ``tensorflow`` is importable).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mixjax.data import eval_batches, load_dataset, steps_per_epoch, train_batches
+from mixjax.models import get_model
+from mixjax.training.checkpoint import Checkpointer
+from mixjax.training.methods import Method
+from mixjax.training.metrics import summarize
+from mixjax.training.parallel import DataParallel
+from mixjax.training.state import create_train_state, make_optimizer, make_schedule
+from mixjax.training.step import Augment, make_eval_step, make_train_step
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Raised when the loss or gradients become NaN/Inf; no checkpoint is written."""
+
+
+def method_from_config(config: ml_collections.ConfigDict, name: str) -> Method:
+  """The method ``name`` with the paper's presets and the config's overrides."""
+  layers = config.get("mix_layers")
+  return Method.from_preset(
+      name, alpha=config.get("alpha"), prob=config.get("prob"),
+      mode=config.get("mix_mode"), cutmix_alpha=config.get("cutmix_alpha"),
+      switch_prob=config.get("switch_prob"),
+      layers=tuple(layers) if layers else None)
+
+
+def _devices(config) -> list:
+  devices = jax.local_devices()
+  wanted = config.get("num_devices")
+  if wanted:
+    if wanted > len(devices):
+      raise ValueError(
+          f"num_devices={wanted} but only {len(devices)} local devices exist.")
+    devices = devices[:wanted]
+  return devices
+
+
+class _Progress:
+  """A one-line progress bar with throughput, on a terminal only."""
+
+  def __init__(self, total: int, stream=sys.stderr):
+    self.total, self.stream = total, stream
+    self.enabled = hasattr(stream, "isatty") and stream.isatty()
+
+  def update(self, done: int, images_per_sec: float, loss: float | None = None):
+    if not self.enabled:
+      return
+    width = 30
+    filled = int(width * done / max(self.total, 1))
+    extra = f" loss {loss:.3f}" if loss is not None else ""
+    self.stream.write(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+        f"{images_per_sec:,.0f} img/s{extra}  ")
+    self.stream.flush()
+
+  def close(self):
+    if self.enabled:
+      self.stream.write("\n")
+
+
+def _tensorboard(workdir: str, enabled: bool):
+  if not enabled:
+    return None
+  try:
+    from flax.metrics import tensorboard
+  except ImportError:
+    return None
+  try:
+    return tensorboard.SummaryWriter(workdir)
+  except Exception:  # noqa: BLE001  (TensorBoard is optional; never fail a run for it)
+    return None
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    method: str | Method | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+  """Trains one method and evaluates it on the whole test split.
+
+  Args:
+    config: a config from ``configs/`` (see ``configs/base.py`` for the fields).
+    workdir: where checkpoints, ``metrics.jsonl`` and TensorBoard logs go.
+    method: a method name or :class:`Method`; default ``config.methods[0]``.
+    resume: continue from the newest checkpoint in ``workdir``. Without it, a
+      ``workdir`` that holds checkpoints is an error (nothing is overwritten).
+    log: where progress lines go.
+
+  Returns:
+    the final metrics: ``accuracy``, ``nll``, ``ece``, ``train_loss``, ``epochs``,
+    ``steps``, ``images_per_sec``, ``seconds``, plus the ``history`` per epoch.
+
+  Raises:
+    ValueError: bad config (unknown dataset/model/method, batch size not divisible
+      by the device count, ...).
+    FileExistsError: ``workdir`` has checkpoints and ``resume`` is False.
+    NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
+  """
+  if method is None:
+    method = config.methods[0]
+  if isinstance(method, str):
+    method = method_from_config(config, method)
+  method.validate()
+  devices = _devices(config)
+  batch_size = config.batch_size
+  eval_batch_size = config.get("eval_batch_size") or batch_size
+  for value, what in ((batch_size, "batch_size"), (eval_batch_size, "eval_batch_size")):
+    if value % len(devices):
+      raise ValueError(
+          f"{what} ({value}) must be divisible by the number of devices "
+          f"({len(devices)}); choose a multiple of {len(devices)}.")
+
+  ds = load_dataset(config.dataset, config.get("data_dir"))
+  model_kwargs = dict(config.get("model_kwargs") or {})
+  dtype = jnp.dtype(config.get("dtype") or "float32")
+  if dtype != jnp.float32:
+    model_kwargs.setdefault("dtype", dtype)
+  if method.layers is not None:  # The model mixes only where it is told it may.
+    model_kwargs["mix_layers"] = method.layers
+  model = get_model(config.model, ds.num_classes, **model_kwargs)
+
+  spe = steps_per_epoch(ds.num_train, batch_size)
+  total_steps = config.num_epochs * spe
+  schedule = make_schedule(
+      config.learning_rate, total_steps, spe, config.schedule,
+      config.get("warmup_epochs", 0.0), tuple(config.get("milestones", ())),
+      config.get("gamma", 0.1))
+  tx = make_optimizer(schedule, config.momentum, config.nesterov, config.weight_decay)
+  init_key, train_key = jax.random.split(jax.random.key(config.seed))
+  state = create_train_state(model, init_key, ds.image_shape, tx)
+  augment = Augment(config.padding, config.flip, tuple(ds.mean), tuple(ds.std))
+  parallel = DataParallel(
+      make_train_step(model, method, ds.num_classes, augment,
+                      config.get("label_smoothing", 0.0), dtype=dtype),
+      make_eval_step(model, augment, config.get("ece_bins", 15), dtype=dtype),
+      backend=config.get("parallel", "shard_map"), devices=devices)
+
+  os.makedirs(workdir, exist_ok=True)
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.get("keep_checkpoints", 3))
+  history: list[dict] = []
+  if ckpt.latest_step() is not None:
+    if not resume:
+      raise FileExistsError(
+          f"{workdir} already holds checkpoints (newest step {ckpt.latest_step()}); "
+          "pass --resume to continue, or choose another --workdir.")
+    state, meta = ckpt.restore(state)
+    history = meta.get("history", [])
+    log(f"[{method.name}] resumed from step {int(state.step)} in {ckpt.directory}")
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  with open(metrics_path, "w") as f:  # Rewritten from the checkpoint's history.
+    f.writelines(json.dumps(row) + "\n" for row in history)
+  writer = _tensorboard(workdir, config.get("tensorboard", True))
+
+  ckpt_every = config.get("checkpoint_every_steps") or spe
+  start_step = int(state.step)
+  state = parallel.put_state(state)
+  progress = _Progress(total_steps)
+  images_seen, run_start = 0, time.perf_counter()
+  last_saved = ckpt.latest_step()
+
+  def save(step: int, finite: jax.Array) -> None:
+    nonlocal last_saved
+    if not bool(finite):
+      ckpt.wait()
+      where = (f"the last good checkpoint, step {last_saved}, is kept in {ckpt.directory}"
+               if last_saved is not None else "no checkpoint was written")
+      raise NonFiniteLossError(
+          f"[{method.name}] the loss or gradients became NaN/Inf before step {step}; "
+          f"training stopped and nothing after it was saved: {where}. Lower the "
+          "learning rate or check the data.")
+    ckpt.save(step, parallel.get_state(state), {"history": history, "method": method.name})
+    last_saved = step
+
+  finite = jnp.array(True)
+  step = start_step
+  for epoch in range(start_step // spe, config.num_epochs):
+    epoch_start, epoch_images = time.perf_counter(), 0
+    loss_sum, steps_in_epoch = jnp.zeros(()), 0
+    first = start_step - epoch * spe if epoch == start_step // spe else 0
+    for batch in train_batches(ds.train_images, ds.train_labels, batch_size,
+                               config.seed, epoch, first):
+      state, metrics = parallel.train_step(state, batch, jax.random.fold_in(train_key, step))
+      finite = finite & jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+      loss_sum += metrics["loss"]
+      steps_in_epoch += 1
+      step += 1
+      epoch_images += batch_size
+      if progress.enabled and step % 10 == 0:
+        elapsed = time.perf_counter() - epoch_start
+        progress.update(step, epoch_images / max(elapsed, 1e-9))
+      if step % ckpt_every == 0 and step < total_steps:
+        save(step, finite)
+    jax.block_until_ready(state)
+    epoch_time = time.perf_counter() - epoch_start
+    images_seen += epoch_images
+    if not bool(finite):
+      save(step, finite)  # Raises, keeping the last good checkpoint.
+    row = {"epoch": epoch + 1, "step": step,
+           "train_loss": float(loss_sum) / max(steps_in_epoch, 1),
+           "learning_rate": float(schedule(step - 1)),
+           "images_per_sec": epoch_images / epoch_time}
+    last = epoch + 1 == config.num_epochs
+    if last or (epoch + 1) % config.get("eval_every_epochs", 1) == 0:
+      row.update({f"test_{k}": v for k, v in
+                  evaluate(parallel, state, ds.test_images, ds.test_labels,
+                           eval_batch_size).items()})
+    history.append(row)
+    with open(metrics_path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+    if writer is not None:
+      for k, v in row.items():
+        if k not in ("epoch", "step"):
+          writer.scalar(k, v, step)
+      writer.flush()
+    if last or (epoch + 1) % config.get("log_every_epochs", 1) == 0:
+      progress.close()
+      log(_format_row(method.name, row))
+  if last_saved != step:
+    save(step, finite)
+  ckpt.wait()
+  ckpt.close()
+  final = history[-1] if history else {}
+  return {
+      "method": method.name,
+      "accuracy": final.get("test_accuracy", math.nan),
+      "nll": final.get("test_nll", math.nan),
+      "ece": final.get("test_ece", math.nan),
+      "train_loss": final.get("train_loss", math.nan),
+      "epochs": config.num_epochs,
+      "steps": step,
+      "images_per_sec": images_seen / max(time.perf_counter() - run_start, 1e-9),
+      "seconds": time.perf_counter() - run_start,
+      "history": history,
+      "state": parallel.get_state(state),
+  }
+
+
+def evaluate(parallel: DataParallel, state, images: np.ndarray, labels: np.ndarray,
+             batch_size: int) -> dict[str, float]:
+  """Accuracy, NLL and ECE over every example exactly once."""
+  sums = None
+  for batch in eval_batches(images, labels, batch_size):
+    out = parallel.eval_step(state, batch)
+    sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
+  return summarize(jax.tree.map(np.asarray, sums))
+
+
+def _format_row(name: str, row: dict) -> str:
+  parts = [f"[{name}] epoch {row['epoch']:>3}", f"loss {row['train_loss']:.4f}"]
+  if "test_accuracy" in row:
+    parts += [f"test acc {row['test_accuracy']:.4f}", f"nll {row['test_nll']:.4f}",
+              f"ece {row['test_ece']:.4f}"]
+  parts.append(f"{row['images_per_sec']:,.0f} img/s")
+  return " | ".join(parts)
+
+
+def compare(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+  """Trains every method in ``config.methods`` (each in ``workdir/<method>``)."""
+  return [train_and_evaluate(config, os.path.join(workdir, name), name, resume, log)
+          for name in config.methods]
+
+
+def format_table(results: list[dict]) -> str:
+  """A plain-text table of final metrics, one row per method."""
+  header = ("method", "test acc", "test NLL", "test ECE", "train loss", "img/s", "time")
+  rows = [(r["method"], f"{r['accuracy']:.4f}", f"{r['nll']:.4f}", f"{r['ece']:.4f}",
+           f"{r['train_loss']:.4f}", f"{r['images_per_sec']:,.0f}", f"{r['seconds']:.1f}s")
+          for r in results]
+  widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+  line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True))
+  sep = "  ".join("-" * w for w in widths)
+  return "\n".join([line(header), sep] + [line(r) for r in rows])

@@ -1,0 +1,120 @@
+"""Data parallelism: one per-device step mapped over the local devices.
+
+``backend="shard_map"`` (default) runs the step under ``jax.shard_map`` on a 1-D
+mesh ``("data",)``: the state is replicated, the batch and the per-device keys
+are split along the batch axis. ``backend="pmap"`` does the same with
+``jax.pmap`` (the original design); the state then carries a leading device
+axis. Both give the same result (tested on 4 forced CPU devices).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import chex
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+BACKENDS = ("shard_map", "pmap")
+AXIS = "data"
+
+
+class DataParallel:
+  """Maps a per-device train step and eval step over ``devices``.
+
+  Args:
+    train_step: ``(state, batch, key) -> (state, metrics)`` for one device,
+      reducing over the axis ``"data"``.
+    eval_step: ``(state, batch) -> sums`` for one device, summed over ``"data"``.
+    backend: ``"shard_map"`` or ``"pmap"``.
+    devices: the devices; all local devices by default.
+  """
+
+  def __init__(
+      self,
+      train_step: Callable,
+      eval_step: Callable,
+      backend: str = "shard_map",
+      devices: Sequence[jax.Device] | None = None,
+  ):
+    if backend not in BACKENDS:
+      raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    self.backend = backend
+    self.devices = list(devices) if devices is not None else jax.local_devices()
+    self.num_devices = len(self.devices)
+    self.mesh = jax.sharding.Mesh(np.asarray(self.devices), (AXIS,))
+    self._replicated = NamedSharding(self.mesh, P())
+    self._sharded = NamedSharding(self.mesh, P(AXIS))
+    if backend == "shard_map":
+      # check_vma=False: the step averages gradients itself with lax.pmean, as
+      # under pmap. With varying-axes checking on, differentiating replicated
+      # parameters would already psum the gradients, and the step's pmean would
+      # then leave the sum instead of the mean.
+      one_key = lambda state, batch, keys: train_step(state, batch, keys[0])
+      self._train = jax.jit(
+          jax.shard_map(one_key, mesh=self.mesh, in_specs=(P(), P(AXIS), P(AXIS)),
+                        out_specs=(P(), P()), check_vma=False),
+          donate_argnums=0)
+      self._eval = jax.jit(jax.shard_map(
+          eval_step, mesh=self.mesh, in_specs=(P(), P(AXIS)), out_specs=P(),
+          check_vma=False))
+    else:
+      self._train = jax.pmap(train_step, axis_name=AXIS, devices=self.devices,
+                             donate_argnums=0)
+      self._eval = jax.pmap(eval_step, axis_name=AXIS, devices=self.devices)
+
+  def check_batch_size(self, batch_size: int, what: str = "batch_size") -> None:
+    if batch_size % self.num_devices:
+      raise ValueError(
+          f"{what} ({batch_size}) must be divisible by the number of devices "
+          f"({self.num_devices}); choose a multiple of {self.num_devices}.")
+
+  def put_state(self, state: chex.ArrayTree) -> chex.ArrayTree:
+    """Places a copy of a host/single-device state on every device.
+
+    The copy is fresh (never aliases ``state``), since the train step donates it.
+    """
+    if self.backend == "shard_map":
+      return jax.device_put(state, self._replicated, may_alias=False)
+    # A leading device axis, one copy per device (what pmap's in_axes=0 expects).
+    n = self.num_devices
+    return jax.tree.map(
+        lambda x: jax.device_put(np.broadcast_to(np.asarray(x), (n,) + np.shape(x)),
+                                 self._sharded), state)
+
+  def get_state(self, state: chex.ArrayTree) -> chex.ArrayTree:
+    """The state as one copy (undoes :meth:`put_state`)."""
+    if self.backend == "shard_map":
+      return state
+    return jax.tree.map(lambda x: x[0], state)
+
+  def put_batch(self, batch: dict) -> dict:
+    """Splits a host batch ``[B, ...]`` over the devices."""
+    for value in batch.values():
+      self.check_batch_size(value.shape[0], "the batch size")
+    if self.backend == "shard_map":
+      return jax.device_put(batch, self._sharded)
+    n = self.num_devices
+    return jax.tree.map(lambda x: x.reshape((n, x.shape[0] // n) + x.shape[1:]), batch)
+
+  def split_key(self, key: chex.PRNGKey) -> chex.Array:
+    """One key per device, derived from ``key``; the same for both backends."""
+    keys = jax.random.split(key, self.num_devices)
+    if self.backend == "shard_map":
+      return jax.device_put(keys, self._sharded)
+    return keys
+
+  def train_step(self, state, batch: dict, key: chex.PRNGKey):
+    """Runs one mapped step; ``state`` must come from :meth:`put_state`."""
+    state, metrics = self._train(state, self.put_batch(batch), self.split_key(key))
+    if self.backend == "pmap":
+      metrics = jax.tree.map(lambda x: x[0], metrics)
+    return state, metrics
+
+  def eval_step(self, state, batch: dict) -> dict:
+    sums = self._eval(state, self.put_batch(batch))
+    if self.backend == "pmap":
+      sums = jax.tree.map(lambda x: x[0], sums)
+    return sums

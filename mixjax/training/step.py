@@ -1,0 +1,119 @@
+"""The per-device train and eval steps.
+
+They are written for one device's shard of the batch and reduce across devices
+with collectives over ``axis_name``; :mod:`mixjax.training.parallel` maps them
+over devices with ``jax.shard_map`` or ``jax.pmap``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from mixjax.data import normalize, random_crop_flip
+from mixjax.labels import soft_labels, soft_target_cross_entropy
+from mixjax.training.methods import Method, draw_plan
+from mixjax.training.metrics import eval_sums
+from mixjax.training.state import TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+  """On-device augmentation: pad-and-crop, horizontal flip, normalisation."""
+  padding: int = 4
+  flip: bool = True
+  mean: tuple[float, ...] = (0.0,)
+  std: tuple[float, ...] = (255.0,)
+
+
+def _prepare(images: chex.Array, augment: Augment, key: chex.PRNGKey | None) -> chex.Array:
+  if key is not None and (augment.padding > 0 or augment.flip):
+    images = random_crop_flip(key, images, padding=augment.padding, flip=augment.flip)
+  return normalize(images, augment.mean, augment.std)
+
+
+def make_train_step(
+    model: nn.Module,
+    method: Method,
+    num_classes: int,
+    augment: Augment,
+    label_smoothing: float = 0.0,
+    axis_name: str = "data",
+    dtype=jnp.float32,
+) -> Callable[[TrainState, dict, chex.PRNGKey], tuple[TrainState, dict]]:
+  """Builds ``train_step(state, batch, key) -> (state, metrics)`` for one device.
+
+  augment(key_a) → plan = draw(key_m) → logits = model(x, plan) →
+  loss = mean CE(logits, plan's soft labels) → gradients and BatchNorm
+  statistics averaged over ``axis_name`` → optax update. The batch is a dict of
+  uint8 ``image`` ``[b, H, W, C]`` and int ``label`` ``[b]``; partners are drawn
+  within it.
+
+  Metrics (averaged over devices): ``loss``, ``grad_norm`` and ``accuracy`` (of
+  the mixed batch against its unmixed labels: a rough guide only).
+  """
+  method.validate()
+  mix_layers = tuple(getattr(model, "mix_layers", (0,)))
+
+  def train_step(state: TrainState, batch: dict, key: chex.PRNGKey):
+    key_aug, key_mix = jax.random.split(key)
+    images = _prepare(batch["image"], augment, key_aug).astype(dtype)
+    labels = batch["label"]
+    plan = draw_plan(key_mix, images.shape[0], images.shape[1:3], method, mix_layers)
+    if plan is None:
+      targets = soft_labels(labels, num_classes, label_smoothing)
+    else:
+      targets = plan.mix_labels(labels, num_classes, label_smoothing)
+
+    def loss_fn(params):
+      logits, updates = state.apply_fn(
+          {"params": params, "batch_stats": state.batch_stats}, images,
+          plan=plan, train=True, mutable=["batch_stats"])
+      loss = soft_target_cross_entropy(logits, targets).mean()
+      return loss, (logits, updates.get("batch_stats", {}))
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    grads = jax.lax.pmean(grads, axis_name)
+    batch_stats = jax.lax.pmean(batch_stats, axis_name)
+    state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+    metrics = {
+        "loss": jax.lax.pmean(loss, axis_name),
+        "accuracy": jax.lax.pmean(
+            jnp.mean((logits.argmax(-1) == labels).astype(jnp.float32)), axis_name),
+        "grad_norm": optax.tree.norm(grads),
+    }
+    return state, metrics
+
+  return train_step
+
+
+def make_eval_step(
+    model: nn.Module,
+    augment: Augment,
+    num_bins: int = 15,
+    axis_name: str = "data",
+    dtype=jnp.float32,
+) -> Callable[[TrainState, dict], dict]:
+  """Builds ``eval_step(state, batch) -> sums`` (summed over devices).
+
+  The batch holds ``image``, ``label`` and a bool ``mask`` of real examples;
+  see :func:`~mixjax.training.metrics.eval_sums`.
+  """
+  del model
+
+  def eval_step(state: TrainState, batch: dict) -> dict:
+    images = _prepare(batch["image"], augment, None).astype(dtype)
+    logits = state.apply_fn(
+        {"params": state.params, "batch_stats": state.batch_stats}, images,
+        plan=None, train=False)
+    sums = eval_sums(logits, batch["label"], batch["mask"], num_bins)
+    return jax.lax.psum(sums, axis_name)
+
+  return eval_step

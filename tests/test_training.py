@@ -1,0 +1,245 @@
+"""The train step, its device mapping, checkpoints and the loop (digits, CPU)."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import digits
+from mixjax import training
+from mixjax.data import load_dataset, train_batches
+from mixjax.models import get_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(**overrides):
+  c = digits.get_config()
+  c.tensorboard = False
+  c.num_epochs = 2
+  c.log_every_epochs = 100
+  for k, v in overrides.items():
+    setattr(c, k, v)
+  return c
+
+
+def _parallel_setup(method_name, backend, num_devices=4, batch=32):
+  ds = load_dataset("digits")
+  model = get_model("small_cnn", ds.num_classes)
+  tx = training.make_optimizer(0.05)
+  state = training.create_train_state(model, jax.random.key(0), ds.image_shape, tx)
+  augment = training.Augment(1, False, tuple(ds.mean), tuple(ds.std))
+  method = training.Method.from_preset(method_name)
+  parallel = training.DataParallel(
+      training.make_train_step(model, method, ds.num_classes, augment),
+      training.make_eval_step(model, augment), backend=backend,
+      devices=jax.local_devices()[:num_devices])
+  batches = list(train_batches(ds.train_images, ds.train_labels, batch, 0, 0))[:3]
+  return ds, state, parallel, batches
+
+
+@pytest.mark.parametrize("method", ["manifold_mixup", "policy"])
+def test_shard_map_and_pmap_give_the_same_result(method):
+  assert jax.local_device_count() == 4
+  params = {}
+  for backend in training.BACKENDS:
+    _, state, parallel, batches = _parallel_setup(method, backend)
+    state = parallel.put_state(state)
+    for i, batch in enumerate(batches):
+      state, metrics = parallel.train_step(state, batch, jax.random.key(i))
+    params[backend] = jax.device_get(parallel.get_state(state).params)
+    assert np.isfinite(float(metrics["loss"]))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               params["shard_map"], params["pmap"])
+
+
+def test_partners_are_drawn_within_each_device_batch():
+  """Each device mixes only its own shard: per-device keys give per-device plans."""
+  _, state, parallel, batches = _parallel_setup("mixup", "shard_map")
+  keys = parallel.split_key(jax.random.key(3))
+  assert keys.shape == (4,)
+  # Distinct keys per device, so distinct draws per device.
+  data = np.asarray(jax.random.key_data(keys))
+  assert len({tuple(row) for row in data}) == 4
+
+
+def test_manifold_step_compiles_once_for_every_layer():
+  ds = load_dataset("digits")
+  model = get_model("small_cnn", ds.num_classes)
+  state = training.create_train_state(
+      model, jax.random.key(0), ds.image_shape, training.make_optimizer(0.05))
+  augment = training.Augment(1, False, tuple(ds.mean), tuple(ds.std))
+  method = training.Method.from_preset("manifold_mixup")
+  traces = []
+  step = training.make_train_step(model, method, ds.num_classes, augment)
+
+  def counted(state, batch, key):
+    traces.append(1)
+    return step(state, batch, key)
+
+  parallel = training.DataParallel(counted, training.make_eval_step(model, augment),
+                                   devices=jax.local_devices()[:1])
+  state = parallel.put_state(state)
+  batch = next(train_batches(ds.train_images, ds.train_labels, 32, 0, 0))
+  layers = set()
+  for i in range(12):
+    key = jax.random.fold_in(jax.random.key(0), i)
+    plan_key = jax.random.split(jax.random.split(key, 1)[0])[1]
+    plan = training.draw_plan(plan_key, 32, (8, 8), method, tuple(model.mix_layers))
+    layers.add(int(plan.layer))
+    state, _ = parallel.train_step(state, batch, key)
+  assert len(layers) > 1, "the keys should draw several layers"
+  assert len(traces) == 1
+
+
+def test_digits_learns_and_loss_decreases(tmp_path):
+  result = training.train_and_evaluate(
+      _config(num_epochs=8, eval_every_epochs=100), str(tmp_path), "mixup")
+  history = result["history"]
+  assert history[-1]["train_loss"] < history[0]["train_loss"]
+  assert result["accuracy"] > 0.85
+  assert 0 <= result["ece"] <= 1 and result["nll"] > 0
+  assert len(history) == 8 and "test_accuracy" in history[-1]
+  lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  assert len(lines) == 8
+
+
+def test_eval_covers_every_test_example_once(tmp_path):
+  result = training.train_and_evaluate(
+      _config(num_epochs=1, eval_batch_size=64), str(tmp_path), "erm")
+  # 360 test examples in batches of 64: 6 batches, the last one padded.
+  assert result["accuracy"] * 360 == pytest.approx(round(result["accuracy"] * 360))
+
+
+def test_mock_tfds_dataset_trains_a_few_steps(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=64):
+    result = training.train_and_evaluate(
+        _config(dataset="cifar10", num_epochs=1, batch_size=16, eval_batch_size=16,
+                padding=4, flip=True),
+        str(tmp_path), "cutmix")
+  assert result["steps"] == 4
+  assert math.isfinite(result["train_loss"]) and 0 <= result["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("dataset", "no_such_dataset", "no_such_dataset"),
+    ("model", "resnet9000", "resnet9000"),
+    ("batch_size", 30, "divisible by the number of devices"),
+    ("eval_batch_size", 90, "divisible by the number of devices"),
+])
+def test_bad_config_raises(tmp_path, field, value, match):
+  with pytest.raises(ValueError, match=match):
+    training.train_and_evaluate(_config(**{field: value}), str(tmp_path), "erm")
+
+
+def test_unknown_method_raises(tmp_path):
+  with pytest.raises(ValueError, match="method must be one of"):
+    training.train_and_evaluate(_config(), str(tmp_path), "mixdown")
+
+
+def test_missing_tfds_data_says_how_to_prepare_it(tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  config = _config(dataset="cifar10", data_dir=str(tmp_path / "empty"))
+  with pytest.raises((ValueError, FileNotFoundError), match="download_and_prepare|tfds build"):
+    training.train_and_evaluate(config, str(tmp_path / "run"), "erm")
+
+
+def test_existing_checkpoints_are_not_overwritten(tmp_path):
+  training.train_and_evaluate(_config(num_epochs=1), str(tmp_path), "erm")
+  with pytest.raises(FileExistsError, match="--resume"):
+    training.train_and_evaluate(_config(num_epochs=1), str(tmp_path), "erm")
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+  config = _config(num_epochs=3, learning_rate=1e12, schedule="constant",
+                   checkpoint_every_steps=1)
+  with pytest.raises(training.NonFiniteLossError, match="last good checkpoint"):
+    training.train_and_evaluate(config, str(tmp_path), "erm")
+  ckpt_dir = tmp_path / "checkpoints"
+  steps = sorted(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
+  assert steps, "at least one good step was saved before the blow-up"
+  state = ocp.StandardCheckpointer().restore(ckpt_dir / str(steps[-1]) / "state")
+  for leaf in jax.tree.leaves(state["params"]):
+    assert np.all(np.isfinite(leaf))
+
+
+def _final_params(workdir):
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  step = max(int(p) for p in os.listdir(ckpt_dir) if p.isdigit())
+  state = ocp.StandardCheckpointer().restore(os.path.join(ckpt_dir, str(step), "state"))
+  return step, state
+
+
+def _train_cmd(workdir, *extra):
+  return [sys.executable, os.path.join(ROOT, "train.py"), "--config=configs/digits.py",
+          f"--workdir={workdir}", "--config.methods=('manifold_mixup',)",
+          "--config.num_epochs=12", "--config.checkpoint_every_steps=10",
+          "--config.tensorboard=False", *extra]
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+  full = tmp_path / "full"
+  subprocess.run(_train_cmd(full), cwd=ROOT, env=env, check=True, capture_output=True)
+
+  killed = tmp_path / "killed"
+  proc = subprocess.Popen(_train_cmd(killed), cwd=ROOT, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  ckpt_dir = killed / "manifold_mixup" / "checkpoints"
+  deadline = time.time() + 120
+  while time.time() < deadline:
+    done = [p for p in (ckpt_dir.iterdir() if ckpt_dir.exists() else []) if p.name.isdigit()]
+    if any(int(p.name) >= 20 for p in done):
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  killed_at = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
+  assert killed_at < 12 * 22, "the run must be killed before it finished"
+  subprocess.run(_train_cmd(killed, "--resume"), cwd=ROOT, env=env, check=True,
+                 capture_output=True)
+
+  step_a, a = _final_params(full / "manifold_mixup")
+  step_b, b = _final_params(killed / "manifold_mixup")
+  assert step_a == step_b == 12 * 22
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_ece_from_bins_is_exact():
+  logits = jnp.log(jnp.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.5, 0.5]]))
+  labels = jnp.array([0, 1, 1, 0])
+  mask = jnp.array([True, True, True, False])
+  sums = training.eval_sums(logits, labels, mask, num_bins=10)
+  metrics = training.summarize(jax.tree.map(np.asarray, sums))
+  # Confidences 0.9 (right), 0.6 (wrong), 0.7 (right); each alone in its bin.
+  assert metrics["accuracy"] == pytest.approx(2 / 3)
+  assert metrics["ece"] == pytest.approx((0.1 + 0.6 + 0.3) / 3, abs=1e-6)
+  assert metrics["nll"] == pytest.approx(-(np.log(0.9) + np.log(0.4) + np.log(0.7)) / 3, 1e-5)
+
+
+def test_four_devices_average_to_the_one_device_gradient():
+  """ERM without BatchNorm: 4 shards of 8 give the step of one batch of 32."""
+  ds = load_dataset("digits")
+  model = get_model("mlp", ds.num_classes)
+  state = training.create_train_state(
+      model, jax.random.key(0), ds.image_shape, training.make_optimizer(0.1))
+  augment = training.Augment(0, False, tuple(ds.mean), tuple(ds.std))
+  batch = next(train_batches(ds.train_images, ds.train_labels, 32, 0, 0))
+  params = []
+  for n in (1, 4):
+    parallel = training.DataParallel(
+        training.make_train_step(model, training.Method("erm"), ds.num_classes, augment),
+        training.make_eval_step(model, augment), devices=jax.local_devices()[:n])
+    new_state, _ = parallel.train_step(parallel.put_state(state), batch, jax.random.key(0))
+    params.append(jax.device_get(new_state.params))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), *params)

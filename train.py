@@ -1,0 +1,64 @@
+r"""Trains and compares mixing methods from a config.
+
+  python train.py --config=configs/digits.py          # the offline quick run
+  python train.py --config=configs/cifar_mixup.py --workdir=runs/c10_mixup
+  python train.py --config=configs/cifar_mixup.py --workdir=runs/c10_mixup --resume
+  python train.py --config=configs/cifar_cutmix.py:cifar100,wide_resnet28_10 --config.alpha=2
+
+Each method in ``config.methods`` trains in ``workdir/<method>`` (checkpoints,
+metrics.jsonl, TensorBoard); a table of final test metrics ends the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Path to a config file (configs/*.py[:args]).", lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Output directory (default: runs/<config name>).")
+_RESUME = flags.DEFINE_bool(
+    "resume", False, "Continue from the newest checkpoint in the workdir.")
+
+
+def _default_workdir(config_path: str) -> str:
+  name = os.path.splitext(os.path.basename(config_path.split(":")[0]))[0]
+  suffix = config_path.split(":")[1].replace(",", "_") if ":" in config_path else ""
+  return os.path.join("runs", name + (f"_{suffix}" if suffix else ""))
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO.
+  import jax
+
+  from mixjax.training import NonFiniteLossError, compare, format_table
+
+  config = _CONFIG.value
+  workdir = _WORKDIR.value or _default_workdir(flags.FLAGS["config"].config_filename)
+  print(f"mixjax: {config.dataset} / {config.model} / methods {list(config.methods)} on "
+        f"{jax.local_device_count()} {jax.default_backend()} device(s); workdir {workdir}",
+        flush=True)
+  try:
+    results = compare(config, workdir, resume=_RESUME.value,
+                      log=lambda line: print(line, flush=True))
+  except (ValueError, FileExistsError, FileNotFoundError, NonFiniteLossError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  print()
+  print(format_table(results))
+  with open(os.path.join(workdir, "summary.json"), "w") as f:
+    json.dump([{k: v for k, v in r.items() if k not in ("history", "state")}
+               for r in results], f, indent=2)
+  return 0
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)
