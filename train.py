@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -21,7 +22,7 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file (configs/*.py[:args]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Output directory (default: runs/<config name>).")
+    "workdir", None, "Output directory (default: a new runs/<config name>_<time>).")
 _RESUME = flags.DEFINE_bool(
     "resume", False, "Continue from the newest checkpoint in the workdir.")
 
@@ -29,7 +30,8 @@ _RESUME = flags.DEFINE_bool(
 def _default_workdir(config_path: str) -> str:
   name = os.path.splitext(os.path.basename(config_path.split(":")[0]))[0]
   suffix = config_path.split(":")[1].replace(",", "_") if ":" in config_path else ""
-  return os.path.join("runs", name + (f"_{suffix}" if suffix else ""))
+  stamp = time.strftime("%Y%m%d-%H%M%S")
+  return os.path.join("runs", name + (f"_{suffix}" if suffix else "") + f"_{stamp}")
 
 
 def main(argv):
@@ -41,6 +43,9 @@ def main(argv):
   from mixjax.training import NonFiniteLossError, compare, format_table
 
   config = _CONFIG.value
+  if _RESUME.value and not _WORKDIR.value:
+    print("error: --resume needs the --workdir of the run to continue.", file=sys.stderr)
+    return 1
   workdir = _WORKDIR.value or _default_workdir(flags.FLAGS["config"].config_filename)
   print(f"mixjax: {config.dataset} / {config.model} / methods {list(config.methods)} on "
         f"{jax.local_device_count()} {jax.default_backend()} device(s); workdir {workdir}",

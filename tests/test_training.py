@@ -243,3 +243,19 @@ def test_four_devices_average_to_the_one_device_gradient():
     new_state, _ = parallel.train_step(parallel.put_state(state), batch, jax.random.key(0))
     params.append(jax.device_get(new_state.params))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), *params)
+
+
+def test_compare_checks_every_method_before_training(tmp_path):
+  config = _config(methods=("erm", "mixdown"))
+  with pytest.raises(ValueError, match="mixdown"):
+    training.compare(config, str(tmp_path))
+  assert not (tmp_path / "erm").exists(), "nothing trains when a later method is bad"
+
+
+def test_train_py_reports_bad_input_and_exits_nonzero(tmp_path):
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "train.py"), "--config=configs/digits.py",
+       f"--workdir={tmp_path}", "--config.model=resnet9000"],
+      cwd=ROOT, capture_output=True, text=True)
+  assert result.returncode == 1
+  assert "error:" in result.stderr and "resnet9000" in result.stderr

@@ -282,7 +282,12 @@ def compare(
     resume: bool = False,
     log: Callable[[str], None] = print,
 ) -> list[dict]:
-  """Trains every method in ``config.methods`` (each in ``workdir/<method>``)."""
+  """Trains every method in ``config.methods`` (each in ``workdir/<method>``).
+
+  Every method is validated before the first one trains.
+  """
+  for name in config.methods:
+    method_from_config(config, name).validate()
   return [train_and_evaluate(config, os.path.join(workdir, name), name, resume, log)
           for name in config.methods]
 
