@@ -69,6 +69,13 @@ def _check_params(params: MixParams, batch_size: int) -> None:
         f"input has batch {batch_size}.")
 
 
+def _self_paired(params: MixParams, ndim: int) -> chex.Array:
+  """bool ``[B, 1, …]``: True where an example is its own partner."""
+  batch = params.batch_size
+  own = params.perm == jnp.arange(batch, dtype=params.perm.dtype)
+  return own.reshape((batch,) + (1,) * (ndim - 1))
+
+
 def mix_images(params: MixParams, images: chex.Array) -> chex.Array:
   """Applies the pixel part of a mix.
 
@@ -92,6 +99,8 @@ def mix_images(params: MixParams, images: chex.Array) -> chex.Array:
     lam = params.lam.astype(compute).reshape((batch,) + (1,) * (images.ndim - 1))
     out = (lam * images.astype(compute) +
            (1 - lam) * partners.astype(compute)).astype(out_dtype)
+    # λ·x + (1 − λ)·x can be off by an ulp: an example mixed with itself is exact.
+    out = jnp.where(_self_paired(params, images.ndim), images.astype(out_dtype), out)
   if params.boxes is not None:
     mask = boxes_lib.box_mask(params.boxes, height, width)
     mask = mask.reshape(mask.shape + (1,) * (images.ndim - 3))
@@ -116,7 +125,8 @@ def mix_labels(
   rows = soft_labels(labels, num_classes, label_smoothing,
                      batch_size=params.batch_size)
   weight = params.label_weight.astype(jnp.float32)[:, None]
-  return weight * rows + (1 - weight) * jnp.take(rows, params.perm, axis=0)
+  mixed = weight * rows + (1 - weight) * jnp.take(rows, params.perm, axis=0)
+  return jnp.where(_self_paired(params, 2), rows, mixed)
 
 
 def apply_mix(

@@ -1,0 +1,175 @@
+"""Manifold Mixup: MixPlan / sample_plan, one program for every layer, gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import mixjax
+from mixjax import MixPlan
+
+B, D, HIDDEN, K = 8, 5, 6, 3
+LAYERS = (0, 1, 2)  # The input and the two hidden layers of the MLP below.
+
+
+def _init(seed=0):
+  rng = np.random.default_rng(seed)
+  shapes = dict(w1=(D, HIDDEN), b1=(HIDDEN,), w2=(HIDDEN, HIDDEN), b2=(HIDDEN,),
+                w3=(HIDDEN, K))
+  return {k: jnp.asarray(rng.normal(size=s) / 2, jnp.float32) for k, s in shapes.items()}
+
+
+def _batch(seed=1):
+  rng = np.random.default_rng(seed)
+  return (jnp.asarray(rng.normal(size=(B, D)), jnp.float32),
+          jnp.asarray(rng.integers(0, K, B), jnp.int32))
+
+
+def _forward(weights, x, mix_at):
+  """A 2-hidden-layer MLP calling mix_at(i, h) at each eligible layer i."""
+  hidden = [mix_at(0, x)]
+  h = mix_at(1, jnp.tanh(hidden[-1] @ weights["w1"] + weights["b1"]))
+  hidden.append(h)
+  h = mix_at(2, jnp.tanh(h @ weights["w2"] + weights["b2"]))
+  hidden.append(h)
+  return h @ weights["w3"], hidden
+
+
+def _manual_mix_at(layer, lam, perm):
+  """mix_at for a known layer, λ and permutation, written out by hand."""
+  lam = jnp.asarray(lam)[:, None]
+  return lambda i, h: lam * h + (1 - lam) * h[jnp.asarray(perm)] if i == layer else h
+
+
+def _loss(weights, x, labels, plan):
+  logits, hidden = _forward(weights, x, plan.mix_at)
+  targets = plan.mix_labels(labels, K)
+  return mixjax.soft_target_cross_entropy(logits, targets).mean(), hidden
+
+
+def _plans_for_every_layer():
+  """Plans drawn by sample_plan with different keys until each layer has one."""
+  plans = {}
+  for seed in range(100):
+    plan = mixjax.sample_plan(jax.random.key(seed), B, LAYERS, alpha=2.0)
+    plans.setdefault(int(plan.layer), plan)
+    if len(plans) == len(LAYERS):
+      return [plans[i] for i in LAYERS]
+  raise AssertionError("sample_plan never drew some layer")
+
+
+def test_one_program_serves_every_layer():
+  traces = []
+
+  @jax.jit
+  def loss(weights, x, labels, plan):
+    traces.append(1)  # Runs once per trace, not per call.
+    return _loss(weights, x, labels, plan)
+
+  weights, (x, labels) = _init(), _batch()
+  for plan in _plans_for_every_layer():
+    assert plan.layer.dtype == jnp.int32 and plan.layer.shape == ()
+    value, hidden = loss(weights, x, labels, plan)
+    k = int(plan.layer)
+    lam, perm = np.asarray(plan.params.lam), np.asarray(plan.params.perm)
+    _, expected = _forward(weights, x, _manual_mix_at(k, lam, perm))
+    _, unmixed = _forward(weights, x, lambda i, h: h)
+    for i in LAYERS:
+      np.testing.assert_allclose(hidden[i], expected[i], rtol=1e-6, atol=1e-6)
+    # The drawn layer, and only it, is mixed: the layers before it are untouched.
+    for i in range(k):
+      np.testing.assert_allclose(hidden[i], unmixed[i], rtol=1e-6, atol=1e-6)
+    assert not np.allclose(hidden[k], unmixed[k])
+    targets = mixjax.soft_labels(labels, K)
+    targets = lam[:, None] * targets + (1 - lam[:, None]) * targets[perm]
+    logits, _ = _forward(weights, x, _manual_mix_at(k, lam, perm))
+    np.testing.assert_allclose(
+        value, mixjax.soft_target_cross_entropy(logits, targets).mean(), rtol=1e-6)
+  assert len(traces) == 1
+
+
+def test_grad_through_the_plan():
+  weights, (x, labels) = _init(2), _batch(3)
+  grad_fn = jax.jit(jax.grad(lambda w, x, plan: _loss(w, x, labels, plan)[0], argnums=(0, 1)))
+  for plan in _plans_for_every_layer():
+    k = int(plan.layer)
+    lam, perm = np.asarray(plan.params.lam), np.asarray(plan.params.perm)
+
+    def manual_loss(w, x, k=k, lam=lam, perm=perm):
+      logits, _ = _forward(w, x, _manual_mix_at(k, lam, perm))
+      targets = mixjax.soft_labels(labels, K)
+      targets = lam[:, None] * targets + (1 - lam[:, None]) * targets[perm]
+      return mixjax.soft_target_cross_entropy(logits, targets).mean()
+
+    grads = grad_fn(weights, x, plan)
+    expected = jax.grad(manual_loss, argnums=(0, 1))(weights, x)
+    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(expected), strict=True):
+      assert np.isfinite(np.asarray(got)).all()
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_mix_at_mixes_only_the_drawn_layer():
+  rng = np.random.default_rng(4)
+  h = jnp.asarray(rng.uniform(size=(B, 4, 3)), jnp.float32)
+  lam = jnp.linspace(0.2, 0.8, B, dtype=jnp.float32)
+  perm = jnp.roll(jnp.arange(B, dtype=jnp.int32), 1)
+  params = mixjax.MixParams(perm=perm, label_weight=lam, lam=lam)
+  for layer in range(3):
+    plan = MixPlan(layer=jnp.asarray(layer, jnp.int32), params=params)
+    for i in range(3):
+      out = plan.mix_at(i, h)
+      assert out.dtype == h.dtype
+      if i == layer:
+        np.testing.assert_allclose(out, mixjax.mix_images(params, h), rtol=0, atol=1e-7)
+        expected = lam[:, None, None] * h + (1 - lam[:, None, None]) * h[perm]
+        np.testing.assert_allclose(out, expected, rtol=0, atol=2.0**-22)
+      else:
+        np.testing.assert_array_equal(out, h)
+  np.testing.assert_allclose(plan.mix_labels(jnp.arange(B) % K, K),
+                             mixjax.mix_labels(params, jnp.arange(B) % K, K))
+
+
+def test_at_input_with_cutmix_mixes_pixels_only_at_layer_0():
+  x = jnp.asarray(np.random.default_rng(5).uniform(size=(B, 8, 8, 3)), jnp.float32)
+  params = mixjax.sample_cutmix(jax.random.key(0), B, (8, 8))
+  plan = MixPlan.at_input(params)
+  assert int(plan.layer) == 0
+  np.testing.assert_array_equal(plan.mix_at(0, x), mixjax.mix_images(params, x))
+  assert not np.array_equal(plan.mix_at(0, x), x)
+  # Boxes are in input pixels, so a deeper layer is never pasted.
+  np.testing.assert_array_equal(plan.mix_at(1, x), x)
+
+
+def test_layer_is_uniform_and_lambda_is_beta():
+  # 8,000 plans: chi-square over the 4 eligible layers and KS against Beta(2, 2),
+  # both at the 1% level.
+  layers, alpha = (0, 2, 3, 5), 2.0
+  keys = jax.random.split(jax.random.key(6), 8000)
+  plans = jax.vmap(lambda k: mixjax.sample_plan(k, 4, layers, alpha=alpha))(keys)
+  drawn = np.asarray(plans.layer)
+  assert set(drawn) == set(layers)
+  counts = np.array([(drawn == i).sum() for i in layers])
+  assert stats.chisquare(counts).pvalue > 0.01
+  lam = np.asarray(plans.params.lam)
+  np.testing.assert_array_equal(lam, lam[:, :1].repeat(4, axis=1))  # Batch mode.
+  assert stats.kstest(lam[:, 0], stats.beta(alpha, alpha).cdf).pvalue > 0.01
+
+
+def test_sample_plan_layer_forms_and_modes():
+  for seed in range(5):
+    key = jax.random.key(seed)
+    a = mixjax.sample_plan(key, B, 3)
+    b = mixjax.sample_plan(key, B, (0, 1, 2))
+    assert int(a.layer) == int(b.layer) and 0 <= int(a.layer) < 3
+    np.testing.assert_array_equal(a.params.lam, b.params.lam)
+  elem = mixjax.sample_plan(jax.random.key(0), B, 2, mode="elem", pairing="flip")
+  assert len(np.unique(np.asarray(elem.params.lam))) == B
+  np.testing.assert_array_equal(elem.params.perm, np.arange(B)[::-1])
+  assert mixjax.sample_plan(jax.random.key(0), B, (4,)).layer == 4
+
+
+@pytest.mark.parametrize("layers", [0, (), (-1, 2)])
+def test_sample_plan_rejects_bad_layers(layers):
+  with pytest.raises(ValueError, match="layers"):
+    mixjax.sample_plan(jax.random.key(0), B, layers)
