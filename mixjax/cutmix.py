@@ -40,8 +40,9 @@ def sample_cutmix_boxes(
   height, width = image_size
   num = 1 if mode == "batch" else batch_size
   if minmax is None:
-    lam = sample_lambda(key, num, alpha, "elem")
-    boxes = sample_boxes(jax.random.fold_in(key, 1), lam, height, width)
+    key_lam, key_box = jax.random.split(key)
+    lam = sample_lambda(key_lam, num, alpha, "elem")
+    boxes = sample_boxes(key_box, lam, height, width)
   else:
     boxes = sample_boxes_minmax(key, num, height, width, minmax)
   boxes = jnp.broadcast_to(boxes, (batch_size, 4))

@@ -25,6 +25,8 @@ def soft_labels(
 
   Args:
     labels: integer ids ``[B]`` or label rows ``[B, K]`` (any numeric dtype).
+      Ids must lie in ``[0, K)``: values are unknown at trace time, so an id
+      outside gives an all-zero row (``jax.nn.one_hot``) rather than an error.
     num_classes: ``K``. Required for integer ids; checked against ``K`` for rows.
     label_smoothing: ``ε`` in ``[0, 1)``.
     batch_size: if given, the expected ``B``.

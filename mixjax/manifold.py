@@ -28,14 +28,17 @@ class MixPlan:
     layer: int32 scalar, the index of the layer whose output is mixed
       (0 = the input).
     params: the :class:`~mixjax.MixParams` applied there.
+    layers: static: the layers ``layer`` was drawn from, so a model can check
+      at trace time that it mixes at every one of them (None: unknown).
   """
   layer: chex.Array
   params: MixParams
+  layers: tuple[int, ...] | None = flax.struct.field(pytree_node=False, default=None)
 
   @classmethod
   def at_input(cls, params: MixParams) -> MixPlan:
     """A plan that applies ``params`` (Mixup, CutMix or the policy) to the input."""
-    return cls(layer=jnp.zeros((), jnp.int32), params=params)
+    return cls(layer=jnp.zeros((), jnp.int32), params=params, layers=(0,))
 
   def mix_at(self, index: int, hidden: chex.Array) -> chex.Array:
     """Mixes ``hidden`` if ``index`` is the drawn layer, else returns it.
@@ -104,4 +107,4 @@ def sample_plan(
   layer = jnp.asarray(layers, jnp.int32)[choice]
   params = sample_mixup(key_mix, batch_size, alpha=alpha, mode=mode,
                         pairing=pairing)
-  return MixPlan(layer=layer, params=params)
+  return MixPlan(layer=layer, params=params, layers=layers)

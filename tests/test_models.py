@@ -338,3 +338,15 @@ def test_wrn_dropout_in_training():
   b = train_logits(variables, jax.random.key(4))
   chex.assert_shape(a, (2, 3))
   assert not np.allclose(a, b)
+
+
+def test_plan_drawing_a_layer_the_model_does_not_mix_at_is_an_error():
+  model = models.get_model("small_cnn", 10, mix_layers=(0, 1))
+  x = jnp.zeros((4, 8, 8, 1))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+  plan = mixjax.sample_plan(jax.random.key(0), 4, (0, 1, 2))
+  with pytest.raises(ValueError, match=r"may draw layers \[2\].*mix_layers=\(0, 1\)"):
+    jax.eval_shape(lambda v: model.apply(v, x, plan=plan), variables)
+  # Plans drawn from the model's own layers are fine.
+  plan = mixjax.sample_plan(jax.random.key(0), 4, model.mix_layers)
+  jax.eval_shape(lambda v: model.apply(v, x, plan=plan), variables)

@@ -59,12 +59,29 @@ def resolve_mix_layers(
   return tuple(sorted(layers))
 
 
+def check_plan(plan: MixPlan | None, mix_layers: Sequence[int], model: str) -> None:
+  """Raises ``ValueError`` if ``plan`` may draw a layer the model does not mix at.
+
+  Without this check such a draw would mix the labels but not the activations.
+  """
+  if plan is None or plan.layers is None:
+    return
+  missing = sorted(set(plan.layers) - set(mix_layers))
+  if missing:
+    raise ValueError(
+        f"the plan may draw layers {missing}, but {model} mixes only at "
+        f"mix_layers={tuple(mix_layers)}; draw plans from model.mix_layers or build "
+        f"the model with mix_layers covering {tuple(plan.layers)}.")
+
+
 def maybe_mix(
     plan: MixPlan | None, index: int, hidden: chex.Array, mix_layers: Sequence[int]
 ) -> chex.Array:
   """``plan.mix_at(index, hidden)`` if ``index`` is one of ``mix_layers``."""
   if plan is None or index not in mix_layers:
     return hidden
+  if plan.layers is not None and index not in plan.layers:
+    return hidden  # The plan never mixes here: no conditional in the program.
   return plan.mix_at(index, hidden)
 
 

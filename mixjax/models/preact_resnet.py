@@ -106,6 +106,7 @@ class PreActResNet(nn.Module):
     """
     _common.check_float_input(x, 4, type(self).__name__)
     hidden = []
+    _common.check_plan(plan, self.mix_layers, type(self).__name__)
     x = _common.maybe_mix(plan, 0, x, self.mix_layers)
     hidden.append(x)
     x = _common.conv(self.num_filters, 3, 1, self.dtype, self.param_dtype,

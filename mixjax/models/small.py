@@ -96,6 +96,7 @@ class SmallCNN(nn.Module):
       after mixing there (stage outputs after pooling).
     """
     _common.check_float_input(x, 4, type(self).__name__)
+    _common.check_plan(plan, self.mix_layers, type(self).__name__)
     x = _common.maybe_mix(plan, 0, x, self.mix_layers)
     hidden = [x]
     for i, width in enumerate(self.features):
@@ -186,6 +187,7 @@ class MLP(nn.Module):
     """
     del train
     _common.check_float_input(x, 2, type(self).__name__)
+    _common.check_plan(plan, self.mix_layers, type(self).__name__)
     x = _common.maybe_mix(plan, 0, x, self.mix_layers)
     hidden = [x]
     x = x.reshape((x.shape[0], -1))

@@ -21,11 +21,11 @@ import ml_collections
 import numpy as np
 
 from mixjax.data import eval_batches, load_dataset, steps_per_epoch, train_batches
-from mixjax.models import get_model
+from mixjax.models import get_model, list_models
 from mixjax.training.checkpoint import Checkpointer
 from mixjax.training.methods import Method
 from mixjax.training.metrics import summarize
-from mixjax.training.parallel import DataParallel
+from mixjax.training.parallel import DataParallel, check_divisible
 from mixjax.training.state import create_train_state, make_optimizer, make_schedule
 from mixjax.training.step import Augment, make_eval_step, make_train_step
 
@@ -126,19 +126,18 @@ def train_and_evaluate(
   devices = _devices(config)
   batch_size = config.batch_size
   eval_batch_size = config.get("eval_batch_size") or batch_size
-  for value, what in ((batch_size, "batch_size"), (eval_batch_size, "eval_batch_size")):
-    if value % len(devices):
-      raise ValueError(
-          f"{what} ({value}) must be divisible by the number of devices "
-          f"({len(devices)}); choose a multiple of {len(devices)}.")
+  check_divisible(batch_size, len(devices), "batch_size")
+  check_divisible(eval_batch_size, len(devices), "eval_batch_size")
 
+  if config.model not in list_models():
+    raise ValueError(f"unknown model {config.model!r}; known models: {list_models()}.")
   ds = load_dataset(config.dataset, config.get("data_dir"))
   model_kwargs = dict(config.get("model_kwargs") or {})
   dtype = jnp.dtype(config.get("dtype") or "float32")
   if dtype != jnp.float32:
     model_kwargs.setdefault("dtype", dtype)
-  if method.layers is not None:  # The model mixes only where it is told it may.
-    model_kwargs["mix_layers"] = method.layers
+  if method.name == "manifold_mixup" and method.layers is not None:
+    model_kwargs["mix_layers"] = method.layers  # The model mixes where plans draw.
   model = get_model(config.model, ds.num_classes, **model_kwargs)
 
   spe = steps_per_epoch(ds.num_train, batch_size)
@@ -160,6 +159,7 @@ def train_and_evaluate(
   os.makedirs(workdir, exist_ok=True)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.get("keep_checkpoints", 3))
   history: list[dict] = []
+  meta: dict = {}
   if ckpt.latest_step() is not None:
     if not resume:
       raise FileExistsError(
@@ -180,7 +180,7 @@ def train_and_evaluate(
   images_seen, run_start = 0, time.perf_counter()
   last_saved = ckpt.latest_step()
 
-  def save(step: int, finite: jax.Array) -> None:
+  def save(step: int, finite: jax.Array, loss_sum=0.0, steps_in_epoch: int = 0) -> None:
     nonlocal last_saved
     if not bool(finite):
       ckpt.wait()
@@ -190,15 +190,21 @@ def train_and_evaluate(
           f"[{method.name}] the loss or gradients became NaN/Inf before step {step}; "
           f"training stopped and nothing after it was saved: {where}. Lower the "
           "learning rate or check the data.")
-    ckpt.save(step, parallel.get_state(state), {"history": history, "method": method.name})
+    # The partial epoch's loss sum lets a resumed epoch report the same train_loss.
+    ckpt.save(step, parallel.get_state(state),
+              {"history": history, "method": method.name,
+               "epoch_loss_sum": float(loss_sum), "epoch_steps": steps_in_epoch})
     last_saved = step
 
   finite = jnp.array(True)
   step = start_step
   for epoch in range(start_step // spe, config.num_epochs):
     epoch_start, epoch_images = time.perf_counter(), 0
-    loss_sum, steps_in_epoch = jnp.zeros(()), 0
     first = start_step - epoch * spe if epoch == start_step // spe else 0
+    loss_sum, steps_in_epoch = jnp.zeros(()), 0
+    if first:  # Resumed mid-epoch: carry on the epoch's running loss.
+      loss_sum = jnp.asarray(meta.get("epoch_loss_sum", 0.0), jnp.float32)
+      steps_in_epoch = meta.get("epoch_steps", 0)
     for batch in train_batches(ds.train_images, ds.train_labels, batch_size,
                                config.seed, epoch, first):
       state, metrics = parallel.train_step(state, batch, jax.random.fold_in(train_key, step))
@@ -210,8 +216,8 @@ def train_and_evaluate(
       if progress.enabled and step % 10 == 0:
         elapsed = time.perf_counter() - epoch_start
         progress.update(step, epoch_images / max(elapsed, 1e-9))
-      if step % ckpt_every == 0 and step < total_steps:
-        save(step, finite)
+      if step % ckpt_every == 0 and step % spe:  # Mid-epoch; epoch ends save below.
+        save(step, finite, loss_sum, steps_in_epoch)
     jax.block_until_ready(state)
     epoch_time = time.perf_counter() - epoch_start
     images_seen += epoch_images
@@ -237,6 +243,8 @@ def train_and_evaluate(
     if last or (epoch + 1) % config.get("log_every_epochs", 1) == 0:
       progress.close()
       log(_format_row(method.name, row))
+    if last or step % ckpt_every == 0:
+      save(step, finite)
   if last_saved != step:
     save(step, finite)
   ckpt.wait()

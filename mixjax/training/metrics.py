@@ -60,9 +60,10 @@ def expected_calibration_error(
 
 
 def summarize(sums: dict[str, np.ndarray]) -> dict[str, float]:
-  """Accuracy, mean NLL and ECE from summed :func:`eval_sums`."""
+  """Example count, accuracy, mean NLL and ECE from summed :func:`eval_sums`."""
   count = float(sums["count"])
   return {
+      "count": int(round(count)),
       "accuracy": float(sums["correct"]) / count,
       "nll": float(sums["nll"]) / count,
       "ece": expected_calibration_error(

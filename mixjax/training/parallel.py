@@ -21,6 +21,14 @@ BACKENDS = ("shard_map", "pmap")
 AXIS = "data"
 
 
+def check_divisible(batch_size: int, num_devices: int, what: str = "batch_size") -> None:
+  """Raises ``ValueError`` unless ``batch_size`` splits evenly over the devices."""
+  if batch_size % num_devices:
+    raise ValueError(
+        f"{what} ({batch_size}) must be divisible by the number of devices "
+        f"({num_devices}); choose a multiple of {num_devices}.")
+
+
 class DataParallel:
   """Maps a per-device train step and eval step over ``devices``.
 
@@ -66,10 +74,7 @@ class DataParallel:
       self._eval = jax.pmap(eval_step, axis_name=AXIS, devices=self.devices)
 
   def check_batch_size(self, batch_size: int, what: str = "batch_size") -> None:
-    if batch_size % self.num_devices:
-      raise ValueError(
-          f"{what} ({batch_size}) must be divisible by the number of devices "
-          f"({self.num_devices}); choose a multiple of {self.num_devices}.")
+    check_divisible(batch_size, self.num_devices, what)
 
   def put_state(self, state: chex.ArrayTree) -> chex.ArrayTree:
     """Places a copy of a host/single-device state on every device.

@@ -62,7 +62,7 @@ def make_train_step(
   mix_layers = tuple(getattr(model, "mix_layers", (0,)))
 
   def train_step(state: TrainState, batch: dict, key: chex.PRNGKey):
-    key_aug, key_mix = jax.random.split(key)
+    key_aug, key_mix, key_dropout = jax.random.split(key, 3)
     images = _prepare(batch["image"], augment, key_aug).astype(dtype)
     labels = batch["label"]
     plan = draw_plan(key_mix, images.shape[0], images.shape[1:3], method, mix_layers)
@@ -74,7 +74,7 @@ def make_train_step(
     def loss_fn(params):
       logits, updates = state.apply_fn(
           {"params": params, "batch_stats": state.batch_stats}, images,
-          plan=plan, train=True, mutable=["batch_stats"])
+          plan=plan, train=True, mutable=["batch_stats"], rngs={"dropout": key_dropout})
       loss = soft_target_cross_entropy(logits, targets).mean()
       return loss, (logits, updates.get("batch_stats", {}))
 
