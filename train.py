@@ -53,7 +53,8 @@ def main(argv):
   try:
     results = compare(config, workdir, resume=_RESUME.value,
                       log=lambda line: print(line, flush=True))
-  except (ValueError, FileExistsError, FileNotFoundError, NonFiniteLossError) as e:
+  except (ValueError, ImportError, FileExistsError, FileNotFoundError,
+          NonFiniteLossError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   print()
