@@ -17,12 +17,15 @@ blended, ``w = 1 − |M|/(H·W)``); the combined policy has both.
 
 from __future__ import annotations
 
+import math
+
 import chex
 import flax.struct
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mixjax import _validation
-from mixjax import boxes as boxes_lib
 from mixjax.labels import soft_labels
 
 
@@ -76,6 +79,35 @@ def _self_paired(params: MixParams, ndim: int) -> chex.Array:
   return own.reshape((batch,) + (1,) * (ndim - 1))
 
 
+def _bits(x: chex.Array) -> chex.Array:
+  """16-bit floats as their uint16 bit patterns; other dtypes unchanged.
+
+  XLA's CPU backend computes 16-bit floats in float32, so a ``select`` or a
+  gather of bfloat16 values costs a convert to float32 and a rounding back per
+  element; on bit patterns they are plain 16-bit moves, with the same result.
+  """
+  if jnp.issubdtype(x.dtype, jnp.floating) and jnp.dtype(x.dtype).itemsize == 2:
+    return jax.lax.bitcast_convert_type(x, jnp.uint16)
+  return x
+
+
+def _unbits(x: chex.Array, dtype) -> chex.Array:
+  """Inverse of :func:`_bits` for values of ``dtype``."""
+  dtype = jnp.dtype(dtype)
+  if x.dtype != dtype:
+    return jax.lax.bitcast_convert_type(x, dtype)
+  return x
+
+
+def _take_rows(view: chex.Array, perm: chex.Array) -> chex.Array:
+  """``jnp.take(view, perm, axis=0)`` (NaN fill out of range), on bit patterns."""
+  bits = _bits(view)
+  if bits.dtype == view.dtype:
+    return jnp.take(view, perm, axis=0)
+  nan_bits = int(np.array(np.nan, view.dtype).view(np.uint16))
+  return _unbits(jnp.take(bits, perm, axis=0, fill_value=nan_bits), view.dtype)
+
+
 def mix_images(params: MixParams, images: chex.Array) -> chex.Array:
   """Applies the pixel part of a mix.
 
@@ -89,23 +121,39 @@ def mix_images(params: MixParams, images: chex.Array) -> chex.Array:
   """
   batch = _validation.check_batch(images)
   _check_params(params, batch)
+  shape = images.shape
+  out_dtype = mixed_dtype(params, images.dtype)
+  # The mix runs on a view where every example is contiguous: ``[B, N]``, or
+  # ``[B, H, W·C]`` with boxes (a box is then a run of columns in each of its
+  # rows). XLA fuses it into one loop over the view whose contiguous inner axis
+  # vectorises; over NHWC with C = 3 innermost, a CutMix loop does not.
   if params.boxes is not None:
     height, width = _validation.check_spatial(images)
-  out_dtype = mixed_dtype(params, images.dtype)
-  partners = jnp.take(images, params.perm, axis=0)
-  out = images
+    view = images.reshape(batch, height, math.prod(shape[2:]))
+  else:
+    view = images.reshape(batch, math.prod(shape[1:]))
+  partners = _take_rows(view, params.perm)
+  # ``out`` is kept as bit patterns for 16-bit floats (see _bits).
+  out = _bits(view)
   if params.lam is not None:
     compute = jnp.promote_types(out_dtype, jnp.float32)
-    lam = params.lam.astype(compute).reshape((batch,) + (1,) * (images.ndim - 1))
-    out = (lam * images.astype(compute) +
-           (1 - lam) * partners.astype(compute)).astype(out_dtype)
+    lam = params.lam.astype(compute).reshape((batch,) + (1,) * (view.ndim - 1))
+    blend = (lam * view.astype(compute) +
+             (1 - lam) * partners.astype(compute)).astype(out_dtype)
     # λ·x + (1 − λ)·x can be off by an ulp: an example mixed with itself is exact.
-    out = jnp.where(_self_paired(params, images.ndim), images.astype(out_dtype), out)
+    out = jnp.where(_self_paired(params, view.ndim), _bits(view.astype(out_dtype)),
+                    _bits(blend))
   if params.boxes is not None:
-    mask = boxes_lib.box_mask(params.boxes, height, width)
-    mask = mask.reshape(mask.shape + (1,) * (images.ndim - 3))
-    out = jnp.where(mask, partners.astype(out_dtype), out)
-  return out
+    run = view.shape[2] // width if width else 1
+    rows = jnp.arange(height, dtype=jnp.int32)[None, :, None]
+    cols = jnp.arange(view.shape[2], dtype=jnp.int32)[None, None, :]
+    top, left, bottom, right = (params.boxes[:, i, None, None] for i in range(4))
+    # Rows top ≤ h < bottom, columns left ≤ w < right, i.e. the flat columns
+    # left·C ≤ j < right·C: the same pixels as boxes.box_mask.
+    mask = ((rows >= top) & (rows < bottom) &
+            (cols >= left * run) & (cols < right * run))
+    out = jnp.where(mask, _bits(partners.astype(out_dtype)), out)
+  return _unbits(out, out_dtype).reshape(shape)
 
 
 def mix_labels(
