@@ -59,6 +59,24 @@ def resolve_mix_layers(
   return tuple(sorted(layers))
 
 
+class MixLayers:
+  """Mixin for models whose eligible layers are ``0, …, num_mix_layers − 1``.
+
+  The model defines ``num_mix_layers`` and a ``mix_layers`` field; the field is
+  resolved and checked at construction (None means every eligible layer).
+  """
+
+  def __post_init__(self) -> None:
+    object.__setattr__(self, "mix_layers", resolve_mix_layers(
+        self.mix_layers, self.num_mix_layers, type(self).__name__))
+    super().__post_init__()
+
+  @property
+  def eligible_layers(self) -> tuple[int, ...]:
+    """All the indices ``mix_layers`` may hold."""
+    return tuple(range(self.num_mix_layers))
+
+
 def check_plan(plan: MixPlan | None, mix_layers: Sequence[int], model: str) -> None:
   """Raises ``ValueError`` if ``plan`` may draw a layer the model does not mix at.
 

@@ -37,7 +37,7 @@ from mixjax.models import _common
 __all__ = ["PreActResNet", "preact_resnet18", "preact_resnet34"]
 
 
-class PreActResNet(nn.Module):
+class PreActResNet(_common.MixLayers, nn.Module):
   """A CIFAR pre-activation ResNet that applies a :class:`~mixjax.MixPlan`.
 
   Inputs are float ``[B, H, W, C]`` images already normalised by the caller;
@@ -69,19 +69,12 @@ class PreActResNet(nn.Module):
 
   def __post_init__(self) -> None:
     object.__setattr__(self, "stage_sizes", tuple(self.stage_sizes))
-    object.__setattr__(self, "mix_layers", _common.resolve_mix_layers(
-        self.mix_layers, self.num_mix_layers, type(self).__name__))
     super().__post_init__()
 
   @property
   def num_mix_layers(self) -> int:
     """The number of eligible layers: the input and one per stage."""
     return len(self.stage_sizes) + 1
-
-  @property
-  def eligible_layers(self) -> tuple[int, ...]:
-    """All the indices ``mix_layers`` may hold, ``0, …, num_stages``."""
-    return tuple(range(self.num_mix_layers))
 
   @nn.compact
   def __call__(

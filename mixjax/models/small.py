@@ -34,7 +34,7 @@ from mixjax.models import _common
 __all__ = ["MLP", "SmallCNN", "mlp", "small_cnn"]
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(_common.MixLayers, nn.Module):
   """A small CNN for tiny images that applies a :class:`~mixjax.MixPlan`.
 
   Inputs are float ``[B, H, W, C]`` images already normalised by the caller;
@@ -60,19 +60,12 @@ class SmallCNN(nn.Module):
 
   def __post_init__(self) -> None:
     object.__setattr__(self, "features", tuple(self.features))
-    object.__setattr__(self, "mix_layers", _common.resolve_mix_layers(
-        self.mix_layers, self.num_mix_layers, type(self).__name__))
     super().__post_init__()
 
   @property
   def num_mix_layers(self) -> int:
     """The number of eligible layers: the input and one per stage."""
     return len(self.features) + 1
-
-  @property
-  def eligible_layers(self) -> tuple[int, ...]:
-    """All the indices ``mix_layers`` may hold."""
-    return tuple(range(self.num_mix_layers))
 
   @nn.compact
   def __call__(
@@ -116,7 +109,7 @@ class SmallCNN(nn.Module):
     return (logits, tuple(hidden)) if return_hidden else logits
 
 
-class MLP(nn.Module):
+class MLP(_common.MixLayers, nn.Module):
   """A multi-layer perceptron that applies a :class:`~mixjax.MixPlan`.
 
   Layers: ``Dense(features[0]) → activation``, …, then, if ``bottleneck`` is
@@ -148,19 +141,12 @@ class MLP(nn.Module):
 
   def __post_init__(self) -> None:
     object.__setattr__(self, "features", tuple(self.features))
-    object.__setattr__(self, "mix_layers", _common.resolve_mix_layers(
-        self.mix_layers, self.num_mix_layers, type(self).__name__))
     super().__post_init__()
 
   @property
   def num_mix_layers(self) -> int:
     """The number of eligible layers: the input and each hidden layer."""
     return 1 + len(self.features) + (self.bottleneck is not None)
-
-  @property
-  def eligible_layers(self) -> tuple[int, ...]:
-    """All the indices ``mix_layers`` may hold."""
-    return tuple(range(self.num_mix_layers))
 
   @nn.compact
   def __call__(

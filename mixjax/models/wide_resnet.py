@@ -35,7 +35,7 @@ from mixjax.models import _common
 __all__ = ["WideResNet", "wide_resnet28_10"]
 
 
-class WideResNet(nn.Module):
+class WideResNet(_common.MixLayers, nn.Module):
   """A CIFAR Wide-ResNet (WRN-depth-k) that applies a :class:`~mixjax.MixPlan`.
 
   Inputs are float ``[B, H, W, C]`` images already normalised by the caller;
@@ -68,19 +68,12 @@ class WideResNet(nn.Module):
   def __post_init__(self) -> None:
     if self.depth < 10 or (self.depth - 4) % 6:
       raise ValueError(f"WideResNet depth must be 6n + 4 with n >= 1, got {self.depth}.")
-    object.__setattr__(self, "mix_layers", _common.resolve_mix_layers(
-        self.mix_layers, self.num_mix_layers, type(self).__name__))
     super().__post_init__()
 
   @property
   def num_mix_layers(self) -> int:
     """The number of eligible layers: the input and one per group (4)."""
     return 4
-
-  @property
-  def eligible_layers(self) -> tuple[int, ...]:
-    """All the indices ``mix_layers`` may hold, ``0, 1, 2, 3``."""
-    return tuple(range(self.num_mix_layers))
 
   @nn.compact
   def __call__(
