@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 import mixjax
+from tests.jaxpr_utils import num_eqns
 
 B = 8  # Batch == num_classes with labels = arange(B).
 SHAPE = (B, 8, 8, 3)  # H·W = 64: the kept fraction 1 − area/64 is exact in float32.
@@ -261,19 +262,6 @@ def test_cutmix_minmax_output():
   assert ((sides >= 2) & (sides <= 4)).all()  # ⌊8·0.25⌋ … ⌊8·0.5⌋, never clipped.
 
 
-def _num_eqns(jaxpr):
-  """Equations in a jaxpr, counting those of nested jaxprs (jit, cond, while...)."""
-  count = 0
-  for eqn in jaxpr.eqns:
-    count += 1
-    for value in eqn.params.values():
-      for sub in value if isinstance(value, (list, tuple)) else (value,):
-        sub = getattr(sub, "jaxpr", sub)
-        if hasattr(sub, "eqns"):
-          count += _num_eqns(sub)
-  return count
-
-
 @pytest.mark.parametrize("minmax", [None, (0.2, 0.5)])
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_cutmix_is_one_program_for_any_batch(mode, minmax):
@@ -281,5 +269,5 @@ def test_cutmix_is_one_program_for_any_batch(mode, minmax):
     x = jnp.zeros((batch, 8, 8, 3))
     y = jnp.zeros((batch,), jnp.int32)
     fn = lambda k, x, y: _cutmix(k, x, y, mode=mode, minmax=minmax)
-    return _num_eqns(jax.make_jaxpr(fn)(jax.random.key(0), x, y).jaxpr)
+    return num_eqns(jax.make_jaxpr(fn)(jax.random.key(0), x, y).jaxpr)
   assert size(4) == size(64)

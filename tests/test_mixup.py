@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 import mixjax
+from tests.jaxpr_utils import num_eqns
 
 B = 8  # Batch == num_classes with labels = arange(B): every label row is distinct.
 SHAPE = (B, 8, 8, 3)
@@ -165,26 +166,13 @@ def test_mixup_uint8_never_wraps():
   assert mixjax.mixed_dtype(params, jnp.bfloat16) == jnp.bfloat16
 
 
-def _num_eqns(jaxpr):
-  """Equations in a jaxpr, counting those of nested jaxprs (jit, cond, while...)."""
-  count = 0
-  for eqn in jaxpr.eqns:
-    count += 1
-    for value in eqn.params.values():
-      for sub in value if isinstance(value, (list, tuple)) else (value,):
-        sub = getattr(sub, "jaxpr", sub)
-        if hasattr(sub, "eqns"):
-          count += _num_eqns(sub)
-  return count
-
-
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_mixup_is_one_program_for_any_batch(mode):
   def size(batch):
     x = jnp.zeros((batch, 8, 8, 3))
     y = jnp.zeros((batch,), jnp.int32)
     fn = lambda k, x, y: mixjax.mixup(k, x, y, num_classes=B, mode=mode)
-    return _num_eqns(jax.make_jaxpr(fn)(jax.random.key(0), x, y).jaxpr)
+    return num_eqns(jax.make_jaxpr(fn)(jax.random.key(0), x, y).jaxpr)
   assert size(4) == size(64)
 
 

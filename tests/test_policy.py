@@ -10,6 +10,7 @@ import pytest
 
 import mixjax
 from mixjax import MixConfig
+from tests.jaxpr_utils import num_eqns
 
 B = 8  # Batch == num_classes with labels = arange(B).
 SHAPE = (B, 8, 8, 3)  # H·W = 64: pasted fractions are exact in float32.
@@ -184,18 +185,6 @@ def test_batch_mode_one_decision_per_call():
   assert _within((kinds == 2).sum(), (kinds > 0).sum(), 0.5)
 
 
-def _num_eqns(jaxpr):
-  count = 0
-  for eqn in jaxpr.eqns:
-    count += 1
-    for value in eqn.params.values():
-      for sub in value if isinstance(value, (list, tuple)) else (value,):
-        sub = getattr(sub, "jaxpr", sub)
-        if hasattr(sub, "eqns"):
-          count += _num_eqns(sub)
-  return count
-
-
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_policy_is_one_program_for_any_batch(mode):
   config = MixConfig(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=B)
@@ -204,7 +193,7 @@ def test_policy_is_one_program_for_any_batch(mode):
     x = jnp.zeros((batch, 8, 8, 3))
     y = jnp.zeros((batch,), jnp.int32)
     fn = lambda k, x, y: mixjax.mix(k, x, y, config)
-    return _num_eqns(jax.make_jaxpr(fn)(jax.random.key(0), x, y).jaxpr)
+    return num_eqns(jax.make_jaxpr(fn)(jax.random.key(0), x, y).jaxpr)
   assert size(4) == size(64)
 
 
