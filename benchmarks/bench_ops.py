@@ -1,0 +1,349 @@
+"""Op throughput of mixjax's Mixup / CutMix / policy against two floors and peers.
+
+For each shape (CIFAR 256×32×32×3, ImageNet 64 and 128×224×224×3) and dtype
+(float32, bfloat16) it times, per jitted call (after warm-up, with
+``block_until_ready`` and a fresh key per call):
+
+* floors: the jitted copy ``x * 1`` of the same batch, and ``numpy.copyto`` into
+  a preallocated array (the machine's memcpy);
+* ops: ``mixjax.mixup``, ``mixjax.cutmix`` and ``mixjax.mix`` (the combined
+  policy, Mixup α=0.8 / CutMix α=1, switch 0.5), each in ``batch`` and ``elem``
+  mode, called through the public jitted API;
+* diagnostics (``--diagnose``, on by default for float32): the sampling alone,
+  λ alone, the permutation alone, the apply kernel alone on drawn params, the
+  ``x[perm]`` gather in several spellings, and Mixup with static pairings.
+
+It also compiles each op and reads its HLO: the number of kernels XLA runs,
+``while`` loops (λ is Beta via Gamma rejection sampling) and how many
+image-sized buffers the program writes (1 = one fused loop, the partner gather
+is not materialised).
+
+With ``--peers PYTHON`` it runs ``bench_peers.py`` in that interpreter after
+each shape, so timm / torchvision are measured in the same run on the same CPU.
+
+``--allocator jemalloc`` re-runs itself with jemalloc preloaded, which reuses
+freed memory (see README: with glibc every large output buffer is page-faulted
+in on every call).
+
+  python benchmarks/bench_ops.py                       # ~2-3 min
+  python benchmarks/bench_ops.py --peers benchmarks/.venv-peers/bin/python
+  python benchmarks/bench_ops.py --allocator jemalloc --peers ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+OPS = ("mixup", "cutmix", "policy")
+MODES = ("batch", "elem")
+
+
+def parse_args():
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--shapes", default="cifar,imagenet64,imagenet128")
+  p.add_argument("--dtypes", default="float32,bfloat16")
+  p.add_argument("--repeats", type=int, default=0,
+                 help="timed calls per variant (0: 60 for CIFAR, 20 for ImageNet)")
+  p.add_argument("--rounds", type=int, default=4,
+                 help="the variants are interleaved in this many rounds")
+  p.add_argument("--diagnose", default="float32",
+                 help="dtypes to run the diagnostics for ('' for none)")
+  p.add_argument("--peers", default=None, metavar="PYTHON",
+                 help="interpreter of the peers venv; runs bench_peers.py per shape")
+  p.add_argument("--allocator", choices=_common.ALLOCATORS, default="default")
+  p.add_argument("--wait-load", type=float, default=0.0,
+                 help="wait until the 1-min load average is below this first")
+  p.add_argument("--out", default=None, help="JSON path (default results/ops_<allocator>.json)")
+  p.add_argument("--platform", default=None, help="e.g. cpu or gpu (default: jax's)")
+  return p.parse_args()
+
+
+ARGS = parse_args()
+_common.ensure_allocator(ARGS.allocator)
+if ARGS.platform:
+  os.environ["JAX_PLATFORMS"] = ARGS.platform
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jaxlib  # noqa: E402
+import numpy as np  # noqa: E402
+
+import mixjax  # noqa: E402
+from mixjax.sampling import sample_lambda, sample_partners  # noqa: E402
+
+# ----------------------------------------------------------------------------- HLO
+
+_INSTR = re.compile(
+    r"^\s*(?:ROOT )?%[\w.\-]+ = (\(.*?\)|\w+\[[\d,]*\](?:\{[^}]*\})?) ([\w-]+)\(")
+_TRIVIAL = {"parameter", "constant", "get-tuple-element", "tuple", "bitcast"}
+
+
+def hlo_summary(compiled_text: str, image_numel: int) -> dict:
+  """Counts what the ENTRY computation of a compiled program does."""
+  entry = compiled_text[compiled_text.index("\nENTRY"):]
+  entry = entry[:entry.index("\n}")]
+  opcodes, image_sized = [], []
+  for line in entry.splitlines()[1:]:
+    m = _INSTR.match(line)
+    if not m:
+      continue
+    shape, opcode = m.groups()
+    if opcode in _TRIVIAL:
+      continue
+    opcodes.append(opcode)
+    dims = re.findall(r"\[([\d,]*)\]", shape)
+    if not shape.startswith("(") and dims:
+      numel = int(np.prod([int(d) for d in dims[0].split(",") if d] or [1]))
+      if numel == image_numel:
+        image_sized.append(opcode)
+  return {
+      "entry_kernels": len(opcodes),
+      "entry_fusions": opcodes.count("fusion"),
+      "while_loops": compiled_text.count(" while("),
+      "gathers": len(re.findall(r" gather\(", compiled_text)),
+      "image_sized_buffers": len(image_sized),
+      "image_sized_ops": image_sized,
+  }
+
+
+# -------------------------------------------------------------------------- timing
+
+def _block(out):
+  jax.block_until_ready(out)
+
+
+def bench_variants(variants: dict, repeats: int, rounds: int) -> dict:
+  """Times each ``name -> (fn, make_args)`` with interleaved rounds.
+
+  ``make_args(i)`` returns the call's arguments (a fresh key per call); it is
+  called before the clock starts. Returns ``name -> list of seconds``.
+  """
+  times = {name: [] for name in variants}
+  for fn, make_args in variants.values():      # compile + warm up
+    for i in range(2):
+      _block(fn(*make_args(10_000 + i)))
+  per_round = max(1, repeats // rounds)
+  call = 0
+  for _ in range(rounds):
+    for name, (fn, make_args) in variants.items():
+      for _ in range(per_round):
+        args = make_args(call)
+        call += 1
+        t0 = time.perf_counter()
+        _block(fn(*args))
+        times[name].append(time.perf_counter() - t0)
+  return times
+
+
+def copyto_times(x: np.ndarray, repeats: int) -> list[float]:
+  dst = np.empty_like(x)
+  np.copyto(dst, x)
+  out = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    np.copyto(dst, x)
+    out.append(time.perf_counter() - t0)
+  return out
+
+
+def make_keys(n: int, seed: int = 0):
+  keys = jax.random.split(jax.random.key(seed), n)
+  keys = [keys[i] for i in range(n)]
+  jax.block_until_ready(keys)
+  return keys
+
+
+# ------------------------------------------------------------------------ variants
+
+def policy_config(mode: str, num_classes: int) -> mixjax.MixConfig:
+  return mixjax.MixConfig(mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.5,
+                          mode=mode, num_classes=num_classes)
+
+
+def op_fn(op: str, mode: str, num_classes: int, pairing: str = "permute"):
+  """The public jitted op, called the way a user calls it."""
+  if op == "mixup":
+    return lambda k, x, y: mixjax.mixup(k, x, y, alpha=1.0, num_classes=num_classes,
+                                        mode=mode, pairing=pairing)
+  if op == "cutmix":
+    return lambda k, x, y: mixjax.cutmix(k, x, y, alpha=1.0, num_classes=num_classes,
+                                         mode=mode, pairing=pairing)
+  cfg = policy_config(mode, num_classes)
+  return lambda k, x, y: mixjax.mix(k, x, y, cfg)
+
+
+def main_variants(x, y, keys, num_classes):
+  at = lambda i: keys[i % len(keys)]
+  copy = jax.jit(lambda x: x * 1)
+  v = {"floor/jit_copy": (copy, lambda i: (x,))}
+  for op in OPS:
+    for mode in MODES:
+      v[f"{op}/{mode}"] = (op_fn(op, mode, num_classes), lambda i: (at(i), x, y))
+  return v
+
+
+def diagnostic_variants(x, y, keys, num_classes):
+  b, h, w = x.shape[:3]
+  at = lambda i: keys[i % len(keys)]
+  v = {}
+  for mode in MODES:
+    v[f"sample/mixup/{mode}"] = (
+        jax.jit(lambda k, m=mode: mixjax.sample_mixup(k, b, alpha=1.0, mode=m)),
+        lambda i: (at(i),))
+    v[f"sample/cutmix/{mode}"] = (
+        jax.jit(lambda k, m=mode: mixjax.sample_cutmix(k, b, (h, w), alpha=1.0, mode=m)),
+        lambda i: (at(i),))
+    v[f"sample/policy/{mode}"] = (
+        jax.jit(lambda k, m=mode: mixjax.sample_mix(k, b, (h, w),
+                                                    policy_config(m, num_classes))),
+        lambda i: (at(i),))
+    v[f"sample/lambda/{mode}"] = (
+        jax.jit(lambda k, m=mode: sample_lambda(k, b, 1.0, m)), lambda i: (at(i),))
+  v["sample/uniform_lambda/elem"] = (
+      jax.jit(lambda k: jax.random.uniform(k, (b,))), lambda i: (at(i),))
+  v["sample/permutation"] = (jax.jit(lambda k: sample_partners(k, b)),
+                             lambda i: (at(i),))
+  # The apply kernel alone, on params drawn once.
+  mix_p = mixjax.sample_mixup(keys[0], b, mode="elem")
+  cut_p = mixjax.sample_cutmix(keys[0], b, (h, w), mode="elem")
+  apply_images = jax.jit(mixjax.mix_images)
+  apply_all = jax.jit(lambda p, x, y: mixjax.apply_mix(p, x, y, num_classes))
+  v["apply/mixup_images"] = (apply_images, lambda i: (mix_p, x))
+  v["apply/mixup_images+labels"] = (apply_all, lambda i: (mix_p, x, y))
+  v["apply/cutmix_images"] = (apply_images, lambda i: (cut_p, x))
+  # The partner gather alone, in several spellings.
+  perm = mix_p.perm
+  v["gather/take"] = (jax.jit(lambda x, p: jnp.take(x, p, axis=0)), lambda i: (x, perm))
+  v["gather/index"] = (jax.jit(lambda x, p: x[p]), lambda i: (x, perm))
+  v["gather/take_clip"] = (jax.jit(lambda x, p: jnp.take(x, p, axis=0, mode="clip")),
+                           lambda i: (x, perm))
+  v["gather/take_promise"] = (
+      jax.jit(lambda x, p: x.at[p].get(mode="promise_in_bounds")),
+      lambda i: (x, perm))
+  v["gather/static_flip"] = (jax.jit(lambda x: x[::-1]), lambda i: (x,))
+  # Whole ops with static pairings (no permutation, a static reverse / roll).
+  for pairing in ("flip", "roll"):
+    v[f"mixup/batch/{pairing}"] = (op_fn("mixup", "batch", num_classes, pairing),
+                                   lambda i: (at(i), x, y))
+    v[f"cutmix/batch/{pairing}"] = (op_fn("cutmix", "batch", num_classes, pairing),
+                                    lambda i: (at(i), x, y))
+  return v
+
+
+def hlo_of(fn, args):
+  return jax.jit(fn).lower(*args).compile().as_text()
+
+
+# ---------------------------------------------------------------------------- main
+
+def run_peers(python: str, shape: str, dtypes: str, repeats: int):
+  script = os.path.join(_common.HERE, "bench_peers.py")
+  cmd = [python, script, "ops", "--shape", shape, "--dtypes", dtypes,
+         "--repeats", str(repeats)]
+  proc = subprocess.run(cmd, capture_output=True, text=True,
+                        env=_common.allocator_env(ARGS.allocator))
+  sys.stderr.write(proc.stderr)
+  if proc.returncode:
+    raise RuntimeError(f"peers failed: {' '.join(cmd)}")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+  load_start = _common.wait_for_quiet(ARGS.wait_load)
+  started = time.time()
+  dev = jax.devices()[0]
+  report = {
+      "benchmark": "ops",
+      "date": _common.now(),
+      "machine": _common.machine(),
+      "device": f"{dev.platform}:{dev.device_kind}",
+      "allocator": _common.allocator_in_use(),
+      "allocator_env": {k: os.environ.get(k) for k in ("LD_PRELOAD", "MALLOC_CONF")},
+      "versions": {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
+                   "mixjax": mixjax.__version__, "numpy": np.__version__},
+      "loadavg_start": load_start,
+      "args": vars(ARGS),
+      "results": [],
+      "hlo": {},
+      "peers": [],
+      "blocks": [],
+  }
+  import flax
+  report["versions"]["flax"] = flax.__version__
+  diagnose = [d for d in ARGS.diagnose.split(",") if d]
+  for shape_name in ARGS.shapes.split(","):
+    shape = _common.SHAPES[shape_name]
+    k = _common.NUM_CLASSES[shape_name]
+    repeats = ARGS.repeats or (60 if shape_name == "cifar" else 20)
+    rng = np.random.default_rng(0)
+    for dtype_name in ARGS.dtypes.split(","):
+      dtype = jnp.dtype(dtype_name)
+      x_np = rng.random(shape, np.float32).astype(dtype)
+      x = jax.device_put(x_np)
+      y = jnp.asarray(np.arange(shape[0]) % k, jnp.int32)
+      keys = make_keys(64)
+      variants = main_variants(x, y, keys, k)
+      if dtype_name in diagnose:
+        variants.update(diagnostic_variants(x, y, keys, k))
+      print(f"{shape_name} {dtype_name}: {len(variants)} variants x {repeats} calls",
+            file=sys.stderr, flush=True)
+      watch = _common.CpuWatch()
+      times = bench_variants(variants, repeats, ARGS.rounds)
+      times["floor/numpy_copyto"] = copyto_times(np.asarray(x_np), repeats)
+      nbytes = x.size * x.dtype.itemsize
+      copy_ms = _common.stats(times["floor/jit_copy"])["median_ms"]
+      copyto_ms = _common.stats(times["floor/numpy_copyto"])["median_ms"]
+      load_now, other = _common.loadavg(), watch.other_cpu()
+      report["blocks"].append({"shape": shape_name, "dtype": dtype_name,
+                               "loadavg": load_now, "other_cpu": other})
+      print(f"  (others used {other} cores during this block)", file=sys.stderr)
+      for name, ts in times.items():
+        rec = {"shape": shape_name, "dims": list(shape), "dtype": dtype_name,
+               "name": name, "loadavg": load_now, "other_cpu": other}
+        rec.update(_common.stats(ts))
+        ms = rec["median_ms"]
+        rec["images_per_s"] = shape[0] * 1e3 / ms
+        rec["gb_per_s"] = 2 * nbytes / (ms * 1e-3) / 1e9   # read x + write x̃
+        rec["vs_jit_copy"] = ms / copy_ms
+        rec["vs_copyto"] = ms / copyto_ms
+        report["results"].append(rec)
+        print(f"  {shape_name:11s} {dtype_name:8s} {name:28s} {ms:9.3f} ms "
+              f"{rec['vs_jit_copy']:6.2f}x copy  {rec['vs_copyto']:6.2f}x copyto",
+              file=sys.stderr, flush=True)
+      # HLO of the public ops (float32 only: the structure does not change).
+      if dtype_name == "float32":
+        for op in OPS:
+          for mode in MODES:
+            text = hlo_of(op_fn(op, mode, k), (keys[0], x, y))
+            report["hlo"][f"{shape_name}/{op}/{mode}"] = hlo_summary(text, x.size)
+        for pairing in ("flip",):
+          text = hlo_of(op_fn("mixup", "batch", k, pairing), (keys[0], x, y))
+          report["hlo"][f"{shape_name}/mixup/batch/{pairing}"] = hlo_summary(text, x.size)
+        text = hlo_of(lambda x: x * 1, (x,))
+        report["hlo"][f"{shape_name}/jit_copy"] = hlo_summary(text, x.size)
+      del x, variants
+    if ARGS.peers:
+      print(f"{shape_name}: peers", file=sys.stderr, flush=True)
+      watch = _common.CpuWatch()
+      peers = run_peers(ARGS.peers, shape_name, ARGS.dtypes, repeats)
+      peers["other_cpu"] = watch.other_cpu()
+      print(f"  (others used {peers['other_cpu']} cores during the peers)", file=sys.stderr)
+      report["peers"].append(peers)
+  report["loadavg_end"] = _common.loadavg()
+  report["wall_s"] = round(time.time() - started, 1)
+  out = ARGS.out or os.path.join(_common.RESULTS, f"ops_{report['allocator']}.json")
+  _common.save_json(out, report)
+
+
+if __name__ == "__main__":
+  main()

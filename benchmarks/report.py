@@ -1,0 +1,330 @@
+"""Merges the JSON files in benchmarks/results/ into benchmarks/results/RESULTS.md.
+
+  python benchmarks/report.py            # reads results/*.json, writes RESULTS.md
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+OPS = ("mixup", "cutmix", "policy")
+MODES = ("batch", "elem")
+SHAPE_LABEL = {"cifar": "256×32×32×3", "imagenet64": "64×224×224×3",
+               "imagenet128": "128×224×224×3"}
+GOAL_FLOOR = {("imagenet", "mixup"): 1.2, ("imagenet", "cutmix"): 1.5,
+              ("imagenet", "policy"): 1.5, ("cifar", "mixup"): 3.0,
+              ("cifar", "cutmix"): 3.0, ("cifar", "policy"): 3.0}
+
+
+def load(name):
+  path = os.path.join(_common.RESULTS, name)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def fmt(v, digits=2):
+  if v is None:
+    return "–"
+  if isinstance(v, str):
+    return v
+  if abs(v) >= 1000:
+    return f"{v:,.0f}"
+  if abs(v) >= 100:
+    return f"{v:.0f}"
+  if abs(v) >= 10:
+    return f"{v:.1f}"
+  return f"{v:.{digits}f}"
+
+
+def table(header, rows):
+  lines = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def max_other(rep):
+  vals = [b.get("other_cpu") for b in rep.get("blocks", [])]
+  vals += [p.get("other_cpu") for p in rep.get("peers", [])]
+  for r in rep.get("overhead", {}).values():
+    vals += r.get("other_cpu") or []
+  vals += [r.get("other_cpu") for r in rep.get("results", []) if isinstance(r, dict)]
+  vals = [v for v in vals if v is not None]
+  return max(vals) if vals else None
+
+
+def header_of(rep):
+  m = rep["machine"]
+  v = ", ".join(f"{k} {val}" for k, val in rep.get("versions", {}).items() if val)
+  return (f"{rep['date']}; {m['cpu']}, {m['cores']} cores, {m.get('memory_gib')} GiB; "
+          f"{rep.get('device', '')}; {v}; allocator `{rep.get('allocator')}`; "
+          f"load average before {rep.get('loadavg_start')}; other processes used at most "
+          f"{max_other(rep)} cores during any measured block")
+
+
+def ops_section(rep, title):
+  res = {(r["shape"], r["dtype"], r["name"]): r for r in rep["results"]}
+  out = [f"### {title}", "", header_of(rep), ""]
+  rows = []
+  for (shape, dtype, name), r in res.items():
+    if not (name.startswith("floor/") or name.split("/")[0] in OPS) or name.count("/") > 1:
+      continue
+    op = name.split("/")[0]
+    goal = ""
+    if op in OPS:
+      fam = "imagenet" if shape.startswith("imagenet") else "cifar"
+      g = GOAL_FLOOR[(fam, op)]
+      goal = f"{'✓' if r['vs_jit_copy'] <= g else '✗'} ≤{g}"
+    rows.append([SHAPE_LABEL[shape], dtype, name.replace("/", " "), fmt(r["median_ms"], 3),
+                 fmt(r["images_per_s"]), fmt(r["gb_per_s"]), fmt(r["vs_jit_copy"]),
+                 goal, fmt(r["vs_copyto"])])
+  out.append(table(["batch", "dtype", "op", "median ms", "images/s", "GB/s",
+                    "× jit copy", "goal", "× memcpy"], rows))
+  return "\n".join(out)
+
+
+def peers_section(rep):
+  if not rep.get("peers"):
+    return ""
+  ours = {(r["shape"], r["dtype"], r["name"]): r["median_ms"] for r in rep["results"]}
+  out = [f"### mixjax vs timm / torchvision (allocator `{rep['allocator']}`)", ""]
+  pv = rep["peers"][0]["versions"]
+  out.append(f"Peers: torch {pv['torch']}, torchvision {pv['torchvision']}, timm "
+             f"{pv['timm']}, {rep['peers'][0]['threads']} threads, same run. Speed-up = "
+             f"fastest peer's time / mixjax's time (goal ≥ 2).")
+  out.append("")
+  rows = []
+  for p in rep["peers"]:
+    shape = p["shape"]
+    peer = {(r["dtype"], r["library"], r["op"], r["mode"]): r["median_ms"]
+            for r in p["results"]}
+    for dtype in sorted({r["dtype"] for r in p["results"]}, reverse=True):
+      for op in ("copy",) + OPS:
+        for mode in (("clone",) if op == "copy" else MODES):
+          if op == "copy":
+            mine = ours.get((shape, dtype, "floor/jit_copy"))
+            t, tv = None, peer.get((dtype, "torch", "copy", "clone"))
+          else:
+            mine = ours.get((shape, dtype, f"{op}/{mode}"))
+            t = peer.get((dtype, "timm", op, mode))
+            tv = peer.get((dtype, "torchvision", op, mode))
+          cands = [v for v in (t, tv) if v is not None]
+          if mine is None or not cands:
+            continue
+          speedup = min(cands) / mine
+          goal = "" if op == "copy" else ("✓" if speedup >= 2 else "✗")
+          rows.append([SHAPE_LABEL[shape], dtype, "copy (jit / torch clone)" if op == "copy"
+                       else f"{op} {mode}", fmt(mine, 3), fmt(t, 3), fmt(tv, 3),
+                       fmt(speedup), goal])
+  out.append(table(["batch", "dtype", "op", "mixjax ms", "timm ms", "torchvision ms",
+                    "speed-up", "≥2×"], rows))
+  return "\n".join(out)
+
+
+def summary_floors(rep):
+  """One row per batch/dtype: jit copy ms, then each op's median ms and × copy."""
+  res = {(r["shape"], r["dtype"], r["name"]): r for r in rep["results"]}
+  rows = []
+  for shape in SHAPE_LABEL:
+    for dtype in ("float32", "bfloat16"):
+      copy = res.get((shape, dtype, "floor/jit_copy"))
+      if not copy:
+        continue
+      memcpy = res[(shape, dtype, "floor/numpy_copyto")]
+      row = [SHAPE_LABEL[shape], dtype, fmt(copy["median_ms"], 3), fmt(memcpy["median_ms"], 3)]
+      for op in OPS:
+        for mode in MODES:
+          r = res[(shape, dtype, f"{op}/{mode}")]
+          fam = "imagenet" if shape.startswith("imagenet") else "cifar"
+          ok = "" if r["vs_jit_copy"] <= GOAL_FLOOR[(fam, op)] else " ✗"
+          row.append(f"{fmt(r['median_ms'], 3)} ({r['vs_jit_copy']:.2f}×{ok})")
+      rows.append(row)
+  head = ["batch", "dtype", "jit copy ms", "memcpy ms"] + [f"{o} {m}" for o in OPS
+                                                           for m in MODES]
+  return table(head, rows)
+
+
+def summary_peers(rep):
+  """One row per batch/dtype: speed-up over the fastest peer per op and mode."""
+  if not rep.get("peers"):
+    return ""
+  ours = {(r["shape"], r["dtype"], r["name"]): r["median_ms"] for r in rep["results"]}
+  rows = []
+  for p in rep["peers"]:
+    shape = p["shape"]
+    peer = {}
+    for r in p["results"]:
+      if r["library"] in ("timm", "torchvision"):
+        k = (r["dtype"], r["op"], r["mode"])
+        if k not in peer or r["median_ms"] < peer[k][0]:
+          peer[k] = (r["median_ms"], r["library"])
+    for dtype in ("float32", "bfloat16"):
+      row = [SHAPE_LABEL[shape], dtype]
+      for op in OPS:
+        for mode in MODES:
+          mine = ours.get((shape, dtype, f"{op}/{mode}"))
+          best = peer.get((dtype, op, mode))
+          if mine is None or best is None:
+            row.append("–")
+            continue
+          sp = best[0] / mine
+          lib = "tv" if best[1] == "torchvision" else "timm"
+          row.append(f"{fmt(mine, 3)} vs {fmt(best[0], 3)} {lib} = {sp:.2f}×"
+                     f"{'' if sp >= 2 else ' ✗'}")
+      rows.append(row)
+  head = ["batch", "dtype"] + [f"{o} {m}" for o in OPS for m in MODES]
+  return table(head, rows)
+
+
+def diag_section(rep):
+  rows = []
+  names = [("sample/mixup/batch", "sample Mixup (batch)"),
+           ("sample/mixup/elem", "sample Mixup (elem)"),
+           ("sample/cutmix/batch", "sample CutMix (batch)"),
+           ("sample/cutmix/elem", "sample CutMix (elem)"),
+           ("sample/policy/batch", "sample policy (batch)"),
+           ("sample/policy/elem", "sample policy (elem)"),
+           ("sample/lambda/batch", "λ ~ Beta, 1 value"),
+           ("sample/lambda/elem", "λ ~ Beta, B values"),
+           ("sample/uniform_lambda/elem", "(uniform, B values)"),
+           ("sample/permutation", "permutation of B"),
+           ("apply/mixup_images", "apply Mixup images"),
+           ("apply/mixup_images+labels", "apply Mixup images+labels"),
+           ("apply/cutmix_images", "apply CutMix images"),
+           ("gather/take", "x[perm]: jnp.take (fill)"),
+           ("gather/index", "x[perm]: indexing"),
+           ("gather/take_clip", "x[perm]: take mode=clip"),
+           ("gather/take_promise", "x[perm]: promise_in_bounds"),
+           ("gather/static_flip", "x[::-1] (static)"),
+           ("mixup/batch/flip", "mixup batch, pairing=flip"),
+           ("mixup/batch/roll", "mixup batch, pairing=roll"),
+           ("cutmix/batch/flip", "cutmix batch, pairing=flip"),
+           ("cutmix/batch/roll", "cutmix batch, pairing=roll"),
+           ("mixup/batch", "mixup batch, pairing=permute"),
+           ("floor/jit_copy", "jit copy")]
+  res = {(r["shape"], r["dtype"], r["name"]): r for r in rep["results"]}
+  shapes = [s for s in SHAPE_LABEL if (s, "float32", "sample/permutation") in res]
+  if not shapes:
+    return ""
+  for name, label in names:
+    rows.append([label] + [fmt(res[(s, "float32", name)]["median_ms"], 3)
+                           if (s, "float32", name) in res else "–" for s in shapes])
+  out = [f"### Where the time goes (float32, ms per jitted call, allocator "
+         f"`{rep['allocator']}`)", ""]
+  out.append(table(["part"] + [SHAPE_LABEL[s] for s in shapes], rows))
+  hlo = rep.get("hlo", {})
+  if hlo:
+    out += ["", "HLO of each compiled op (ENTRY computation): kernels run, `while` loops"
+            " (λ's Gamma rejection, threefry, the shuffle), image-sized buffers written"
+            " (1 = one fused loop, the partner gather is not materialised).", ""]
+    rows = []
+    for key, h in hlo.items():
+      rows.append([key, h["entry_kernels"], h["entry_fusions"], h["while_loops"],
+                   h["image_sized_buffers"], ", ".join(h["image_sized_ops"])])
+    out.append(table(["program", "kernels", "fusions", "while loops",
+                      "image-sized buffers", "their ops"], rows))
+  return "\n".join(out)
+
+
+def train_section(rep):
+  out = ["### Training overhead (PreActResNet-18, CIFAR 32×32, 1 device)", "",
+         header_of(rep), ""]
+  a = rep["args"]
+  out.append(f"Batch {a['batch_size']}, {a['dtype']}; {a['rounds']} interleaved rounds × "
+             f"{a['steps']} timed steps per method (median over rounds).")
+  out.append("")
+  rows = []
+  for name, r in rep["overhead"].items():
+    rows.append([name, fmt(r["steps_per_s"], 3), fmt(r["images_per_s"]),
+                 f"{r.get('slowdown_vs_erm_pct', 0):+.1f}%",
+                 "✓" if r.get("slowdown_vs_erm_pct", 0) <= 5 else "✗",
+                 fmt(r["compile_s"]), r["traces"]])
+  pt = rep.get("pytorch")
+  if pt:
+    r = pt["result"]
+    rows.append([f"PyTorch {pt['versions']['torch']} (no mixing, {pt['threads']} threads)",
+                 fmt(r["steps_per_s"], 3), fmt(r["images_per_s"]), "", "", "", ""])
+  out.append(table(["method", "steps/s", "images/s", "vs erm", "≤5%", "compile s",
+                    "traces"], rows))
+  rc = rep.get("recompile")
+  if rc:
+    out += ["", f"Recompile check: {rc['steps']} `manifold_mixup` steps at batch "
+            f"{rc['batch_size']}: traced {rc['traces']}×, jit cache size "
+            f"{rc['jit_cache_size']}, layers drawn {rc['layers_drawn']}."]
+  return "\n".join(out)
+
+
+def scaling_section(rep):
+  out = [f"### Scaling ({rep['platform']}, forced devices share the cores)", "",
+         f"{rep['date']}; {rep['machine']['cpu']}, {rep['machine']['cores']} cores; "
+         f"load average before {rep['loadavg_start']}; other processes used at most "
+         f"{max_other(rep)} cores", ""]
+  rows = [[r["devices"], r["global_batch"], r["per_device_batch"], fmt(r["steps_per_s"], 3),
+           fmt(r["images_per_s"]), fmt(r["vs_first"]), fmt(r.get("cores_used")),
+           fmt(r["compile_s"])]
+          for r in rep["results"]]
+  out.append(table(["devices", "global batch", "per device", "steps/s", "images/s",
+                    "vs 1 device", "CPU cores busy", "compile s"], rows))
+  return "\n".join(out)
+
+
+def ab_section(rep):
+  out = [f"### Apply kernel before/after (`params.py` at {rep['ref']} vs now, allocator "
+         f"`{rep['allocator']}`)", "",
+         f"{rep['date']}; load average before {rep['loadavg_start']}; other processes "
+         f"used at most {max_other(rep)} cores during a block; outputs checked "
+         "bit-identical.", ""]
+  rows = [[SHAPE_LABEL[r["shape"]], r["dtype"], r["name"].replace("/", " "),
+           fmt(r["before_ms"], 3), fmt(r["after_ms"], 3), f"{r['speedup']:.2f}×"]
+          for r in rep["results"]]
+  out.append(table(["batch", "dtype", "op", "before ms", "after ms", "speed-up"], rows))
+  return "\n".join(out)
+
+
+def main():
+  parts = ["# mixjax benchmark results", "",
+           "Generated by `python benchmarks/report.py` from the JSON files next to it. "
+           "See `benchmarks/README.md` for what each number means.", ""]
+  for alloc in _common.ALLOCATORS:
+    rep = load(f"ops_{alloc}.json")
+    if rep:
+      parts += [f"## Summary, allocator `{alloc}`", "", header_of(rep), "",
+                "Median ms per call and ratio to the jitted copy (✗: over the goal: "
+                "ImageNet Mixup ≤ 1.2×, CutMix/policy ≤ 1.5×; CIFAR ≤ 3×).", "",
+                summary_floors(rep), ""]
+      sp = summary_peers(rep)
+      if sp:
+        parts += ["mixjax ms vs the fastest peer's ms (tv = torchvision), speed-up "
+                  "(✗: under the 2× goal).", "", sp, ""]
+  for alloc in _common.ALLOCATORS:
+    rep = load(f"ops_{alloc}.json")
+    if rep:
+      parts += [ops_section(rep, f"Ops vs floors (allocator `{alloc}`)"), ""]
+      p = peers_section(rep)
+      if p:
+        parts += [p, ""]
+      d = diag_section(rep)
+      if d:
+        parts += [d, ""]
+  for name in sorted(glob.glob(os.path.join(_common.RESULTS, "kernel_ab_*.json"))):
+    parts += [ab_section(load(os.path.basename(name))), ""]
+  for name in sorted(glob.glob(os.path.join(_common.RESULTS, "train_*.json"))):
+    parts += [train_section(load(os.path.basename(name))), ""]
+  for name in sorted(glob.glob(os.path.join(_common.RESULTS, "scaling_*.json"))):
+    parts += [scaling_section(load(os.path.basename(name))), ""]
+  path = os.path.join(_common.RESULTS, "RESULTS.md")
+  with open(path, "w") as f:
+    f.write("\n".join(parts))
+  print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  main()
