@@ -33,12 +33,19 @@ def _config(**overrides):
   return c
 
 
-def _parallel_setup(method_name, backend, num_devices=4, batch=32):
+def _digits_setup(model="small_cnn", learning_rate=0.05, padding=1):
+  """Digits, a model (a registry name or a module), its fresh state and augmentation."""
   ds = load_dataset("digits")
-  model = get_model("small_cnn", ds.num_classes)
-  tx = training.make_optimizer(0.05)
-  state = training.create_train_state(model, jax.random.key(0), ds.image_shape, tx)
-  augment = training.Augment(1, False, tuple(ds.mean), tuple(ds.std))
+  if isinstance(model, str):
+    model = get_model(model, ds.num_classes)
+  state = training.create_train_state(
+      model, jax.random.key(0), ds.image_shape, training.make_optimizer(learning_rate))
+  augment = training.Augment(padding, False, tuple(ds.mean), tuple(ds.std))
+  return ds, model, state, augment
+
+
+def _parallel_setup(method_name, backend, num_devices=4, batch=32):
+  ds, model, state, augment = _digits_setup()
   method = training.Method.from_preset(method_name)
   parallel = training.DataParallel(
       training.make_train_step(model, method, ds.num_classes, augment),
@@ -88,11 +95,7 @@ def test_partners_are_drawn_within_each_device_batch(method):
 
 
 def test_manifold_step_compiles_once_for_every_layer():
-  ds = load_dataset("digits")
-  model = get_model("small_cnn", ds.num_classes)
-  state = training.create_train_state(
-      model, jax.random.key(0), ds.image_shape, training.make_optimizer(0.05))
-  augment = training.Augment(1, False, tuple(ds.mean), tuple(ds.std))
+  ds, model, state, augment = _digits_setup()
   method = training.Method.from_preset("manifold_mixup")
   traces = []
   step = training.make_train_step(model, method, ds.num_classes, augment)
@@ -250,11 +253,7 @@ def test_ece_from_bins_is_exact():
 
 def test_four_devices_average_to_the_one_device_gradient():
   """ERM without BatchNorm: 4 shards of 8 give the step of one batch of 32."""
-  ds = load_dataset("digits")
-  model = get_model("mlp", ds.num_classes)
-  state = training.create_train_state(
-      model, jax.random.key(0), ds.image_shape, training.make_optimizer(0.1))
-  augment = training.Augment(0, False, tuple(ds.mean), tuple(ds.std))
+  ds, model, state, augment = _digits_setup("mlp", learning_rate=0.1, padding=0)
   batch = next(train_batches(ds.train_images, ds.train_labels, 32, 0, 0))
   params = []
   for n in (1, 4):
@@ -286,11 +285,8 @@ def test_dropout_models_train():
   """A WRN with dropout gets its 'dropout' RNG from the step key."""
   from mixjax.models import WideResNet
 
-  ds = load_dataset("digits")
-  model = WideResNet(depth=10, widen_factor=1, dropout_rate=0.3, num_classes=ds.num_classes)
-  state = training.create_train_state(
-      model, jax.random.key(0), ds.image_shape, training.make_optimizer(0.05))
-  augment = training.Augment(1, False, tuple(ds.mean), tuple(ds.std))
+  ds, model, state, augment = _digits_setup(
+      WideResNet(depth=10, widen_factor=1, dropout_rate=0.3, num_classes=10))
   parallel = training.DataParallel(
       training.make_train_step(model, training.Method.from_preset("manifold_mixup"),
                                ds.num_classes, augment),
