@@ -18,7 +18,7 @@ MODES = ("batch", "elem")
 PAIRINGS = ("permute", "flip", "roll")
 
 
-def _concrete(value) -> float | None:
+def concrete_number(value) -> float | None:
   """Returns ``value`` as a Python float if known at trace time, else None."""
   if isinstance(value, numbers.Real):
     return float(value)
@@ -32,7 +32,7 @@ def _concrete(value) -> float | None:
 
 def check_alpha(alpha, name: str = "alpha") -> None:
   """Raises unless ``alpha`` (when known at trace time) is a positive number."""
-  value = _concrete(alpha)
+  value = concrete_number(alpha)
   if value is None:
     if isinstance(alpha, jax.Array) and alpha.ndim == 0:
       return  # Traced scalar: cannot be checked at trace time.
@@ -42,7 +42,7 @@ def check_alpha(alpha, name: str = "alpha") -> None:
 
 
 def check_probability(p, name: str) -> None:
-  value = _concrete(p)
+  value = concrete_number(p)
   if value is None or not 0.0 <= value <= 1.0:
     raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}.")
 

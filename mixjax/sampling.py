@@ -2,11 +2,108 @@
 
 from __future__ import annotations
 
+import math
+
 import chex
 import jax
 import jax.numpy as jnp
 
 from mixjax import _validation
+
+# Jöhnk's sampler draws enough candidates per value that all of them are
+# rejected for some value of a draw with at most this probability; that rare
+# draw is completed by jax.random.beta, so the result stays exact.
+_JOHNK_MISS = 1e-4
+
+
+def _open_uniform(key: chex.PRNGKey, shape) -> chex.Array:
+  """float32 uniform on ``(0, 1]`` (its log is finite)."""
+  return 1.0 - jax.random.uniform(key, shape, jnp.float32)
+
+
+def _beta_ulrich(key: chex.PRNGKey, alpha: float, shape) -> chex.Array:
+  """``Beta(α, α)`` for ``α ≥ ½`` without rejection (Ulrich, 1984).
+
+  A point of the unit disc with density ``∝ (1 − ρ²)^(α − 3/2)`` has first
+  coordinate ``Z`` with density ``∝ (1 − z²)^(α − 1)``, so ``(1 + Z)/2 ~ Beta(α, α)``.
+  Its squared radius is ``Beta(1, α − ½)``: ``ρ² = 1 − U^(1/(α − ½))``; its
+  angle is uniform. With ``|cos θ|`` drawn as ``cos φ``, ``φ ~ U[0, π/2)``, and an
+  independent sign, the distance to the nearer end,
+  ``d = (1 − ρ·cos φ)/2 = (q/(1 + ρ) + 2ρ·sin²(φ/2))/2`` with ``q = 1 − ρ²``,
+  is computed without cancellation, so ``λ`` near 0 keeps its relative precision.
+  """
+  key_radius, key_angle = jax.random.split(key)
+  if alpha == 0.5:  # ρ = 1: the arcsine law.
+    q, rho = jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32)
+  else:
+    log_q = jnp.log(_open_uniform(key_radius, shape)) / (alpha - 0.5)
+    q, rho = jnp.exp(log_q), jnp.sqrt(-jnp.expm1(log_q))
+  v = jax.random.uniform(key_angle, shape, jnp.float32)
+  upper = v >= 0.5
+  half_phi = (jnp.pi / 4) * (2 * v - upper)  # 2v mod 1 is exact in float32.
+  d = 0.5 * (q / (1 + rho) + 2 * rho * jnp.square(jnp.sin(half_phi)))
+  return jnp.where(upper, 1 - d, d)
+
+
+def _beta_johnk(key: chex.PRNGKey, alpha: float, shape) -> chex.Array:
+  """``Beta(α, α)`` for ``α < ½`` by Jöhnk's (1964) rejection, vectorised.
+
+  With ``X = U^(1/α)``, ``Y = V^(1/α)``, ``X/(X + Y) ~ Beta(α, α)`` given
+  ``X + Y ≤ 1``, which happens with probability ``p = Γ(α + 1)²/Γ(2α + 1)``
+  (0.79 at ``α = ½``, 0.95 at ``α = 0.2``). ``K`` candidates per value are drawn
+  at once, ``K`` the least with ``n·(1 − p)^K ≤ 10⁻⁴`` for ``n`` values, and the
+  first accepted one is kept; in the rare draw where some value has none, those
+  values come from ``jax.random.beta``, so the result is exact. Worked in logs:
+  ``λ = sigmoid(log X − log Y)``.
+  """
+  count = math.prod(shape)
+  accept = math.exp(2 * math.lgamma(alpha + 1) - math.lgamma(2 * alpha + 1))
+  tries = 1
+  if accept < 1:
+    tries = max(1, math.ceil(math.log(_JOHNK_MISS / count) / math.log1p(-accept)))
+  key_x, key_y, key_rest = jax.random.split(key, 3)
+  log_x = jnp.log(_open_uniform(key_x, (tries, *shape))) / alpha
+  log_y = jnp.log(_open_uniform(key_y, (tries, *shape))) / alpha
+  accepted = jnp.logaddexp(log_x, log_y) <= 0
+  first = jnp.argmax(accepted, axis=0)[None]
+  z = jnp.take_along_axis(log_x - log_y, first, axis=0)[0]
+  # λ = sigmoid(z); the smaller of λ and 1 − λ is computed first, so λ near 0
+  # keeps its relative precision and λ near 1 is rounded once, as float32 must.
+  ratio = jnp.exp(-jnp.abs(z))
+  small = ratio / (1 + ratio)
+  lam = jnp.where(z > 0, 1 - small, small)
+  found = accepted.any(axis=0)
+  return jax.lax.cond(
+      found.all(), lambda: lam,
+      lambda: jnp.where(found, lam, jax.random.beta(key_rest, alpha, alpha, shape)))
+
+
+def symmetric_beta(key: chex.PRNGKey, alpha, shape) -> chex.Array:
+  """float32 draws of ``Beta(α, α)``, faster than ``jax.random.beta``.
+
+  ``jax.random.beta`` draws two Gammas by rejection in ``while`` loops, which on
+  CPU cost more than the mix itself for a CIFAR batch. For a symmetric Beta and
+  ``α`` known at trace time there are loop-free exact samplers: Ulrich's
+  transformation for ``α ≥ ½`` and a vectorised Jöhnk rejection for ``α < ½``.
+  A traced ``α`` falls back to ``jax.random.beta``.
+
+  Args:
+    key: a PRNG key.
+    alpha: ``α > 0``, a Python number or a scalar array.
+    shape: the output shape.
+
+  Returns:
+    float32 ``shape`` in ``[0, 1]``. As with any float32 sampler, values within
+    ``2^-25`` of 1 round to 1.0, and on XLA:CPU (which flushes subnormals)
+    values below ``2^-126`` become 0.0; both matter only for ``α`` well below 1.
+  """
+  shape = tuple(shape)
+  value = _validation.concrete_number(alpha)
+  if value is None:
+    return jax.random.beta(key, alpha, alpha, shape, dtype=jnp.float32)
+  if value >= 0.5:
+    return _beta_ulrich(key, value, shape)
+  return _beta_johnk(key, value, shape)
 
 
 def sample_lambda(
@@ -30,7 +127,7 @@ def sample_lambda(
   _validation.check_alpha(alpha)
   _validation.check_mode(mode)
   shape = (1,) if mode == "batch" else (batch_size,)
-  lam = jax.random.beta(key, alpha, alpha, shape, dtype=jnp.float32)
+  lam = symmetric_beta(key, alpha, shape)
   return jnp.broadcast_to(lam, (batch_size,))
 
 
