@@ -99,13 +99,46 @@ def _unbits(x: chex.Array, dtype) -> chex.Array:
   return x
 
 
-def _take_rows(view: chex.Array, perm: chex.Array) -> chex.Array:
-  """``jnp.take(view, perm, axis=0)`` (NaN fill out of range), on bit patterns."""
-  bits = _bits(view)
-  if bits.dtype == view.dtype:
-    return jnp.take(view, perm, axis=0)
-  nan_bits = int(np.array(np.nan, view.dtype).view(np.uint16))
-  return _unbits(jnp.take(bits, perm, axis=0, fill_value=nan_bits), view.dtype)
+def _take_rows(bits: chex.Array, perm: chex.Array, dtype) -> chex.Array:
+  """``jnp.take(view, perm, axis=0)`` (NaN fill out of range) on :func:`_bits`."""
+  if bits.dtype == jnp.dtype(dtype):
+    return jnp.take(bits, perm, axis=0)
+  nan_bits = int(np.array(np.nan, dtype).view(np.uint16))
+  return jnp.take(bits, perm, axis=0, fill_value=nan_bits)
+
+
+def _widen(bits: chex.Array, dtype) -> chex.Array:
+  """Values of ``dtype`` given as :func:`_bits`, as the float32 they equal.
+
+  bfloat16 is the top half of a float32, so widening it is a 16-bit shift;
+  XLA:CPU's own convert does not vectorise as well.
+  """
+  if jnp.dtype(dtype) == jnp.bfloat16:
+    wide = jax.lax.convert_element_type(bits, jnp.uint32) << 16
+    return jax.lax.bitcast_convert_type(wide, jnp.float32)
+  return _unbits(bits, dtype).astype(jnp.promote_types(dtype, jnp.float32))
+
+
+def _narrow(values: chex.Array, dtype) -> chex.Array:
+  """float32 (or wider) ``values`` rounded to ``dtype``, as :func:`_bits`.
+
+  For bfloat16 this is round-to-nearest-even on the bit pattern, NaNs kept
+  as the canonical quiet NaN with their sign: the same bits as ``values.astype(jnp.bfloat16)``.
+  """
+  if jnp.dtype(dtype) == jnp.bfloat16 and values.dtype == jnp.float32:
+    u = jax.lax.bitcast_convert_type(values, jnp.uint32)
+    rounded = (u + (0x7FFF + ((u >> 16) & 1))) >> 16
+    is_nan = (u & 0x7FFFFFFF) > 0x7F800000
+    out = jnp.where(is_nan, ((u >> 16) & 0x8000) | 0x7FC0, rounded)
+    return jax.lax.convert_element_type(out, jnp.uint16)
+  return _bits(values.astype(dtype))
+
+
+def _cast_bits(bits: chex.Array, dtype, out_dtype) -> chex.Array:
+  """:func:`_bits` of ``dtype`` values cast to ``out_dtype``, as its bits."""
+  if jnp.dtype(dtype) == jnp.dtype(out_dtype):
+    return bits
+  return _bits(_unbits(bits, dtype).astype(out_dtype))
 
 
 def mix_images(params: MixParams, images: chex.Array) -> chex.Array:
@@ -132,17 +165,18 @@ def mix_images(params: MixParams, images: chex.Array) -> chex.Array:
     view = images.reshape(batch, height, math.prod(shape[2:]))
   else:
     view = images.reshape(batch, math.prod(shape[1:]))
-  partners = _take_rows(view, params.perm)
-  # ``out`` is kept as bit patterns for 16-bit floats (see _bits).
-  out = _bits(view)
+  # Everything is kept as bit patterns for 16-bit floats (see _bits).
+  bits = _bits(view)
+  partners = _take_rows(bits, params.perm, view.dtype)
+  out = bits
   if params.lam is not None:
-    compute = jnp.promote_types(out_dtype, jnp.float32)
-    lam = params.lam.astype(compute).reshape((batch,) + (1,) * (view.ndim - 1))
-    blend = (lam * view.astype(compute) +
-             (1 - lam) * partners.astype(compute)).astype(out_dtype)
+    wide = lambda b: _widen(b, view.dtype)
+    lam = params.lam.astype(jnp.promote_types(out_dtype, jnp.float32))
+    lam = lam.reshape((batch,) + (1,) * (view.ndim - 1))
+    blend = _narrow(lam * wide(bits) + (1 - lam) * wide(partners), out_dtype)
     # λ·x + (1 − λ)·x can be off by an ulp: an example mixed with itself is exact.
-    out = jnp.where(_self_paired(params, view.ndim), _bits(view.astype(out_dtype)),
-                    _bits(blend))
+    out = jnp.where(_self_paired(params, view.ndim),
+                    _cast_bits(bits, view.dtype, out_dtype), blend)
   if params.boxes is not None:
     run = view.shape[2] // width if width else 1
     rows = jnp.arange(height, dtype=jnp.int32)[None, :, None]
@@ -152,7 +186,7 @@ def mix_images(params: MixParams, images: chex.Array) -> chex.Array:
     # left·C ≤ j < right·C: the same pixels as boxes.box_mask.
     mask = ((rows >= top) & (rows < bottom) &
             (cols >= left * run) & (cols < right * run))
-    out = jnp.where(mask, _bits(partners.astype(out_dtype)), out)
+    out = jnp.where(mask, _cast_bits(partners, view.dtype, out_dtype), out)
   return _unbits(out, out_dtype).reshape(shape)
 
 
