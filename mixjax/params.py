@@ -122,8 +122,10 @@ def _widen(bits: chex.Array, dtype) -> chex.Array:
 def _narrow(values: chex.Array, dtype) -> chex.Array:
   """float32 (or wider) ``values`` rounded to ``dtype``, as :func:`_bits`.
 
-  For bfloat16 this is round-to-nearest-even on the bit pattern, NaNs kept
-  as the canonical quiet NaN with their sign: the same bits as ``values.astype(jnp.bfloat16)``.
+  For bfloat16 this is round-to-nearest-even on the bit pattern, NaNs becoming
+  the canonical quiet NaN with their sign: the same bits as XLA:CPU's
+  ``values.astype(jnp.bfloat16)`` (another backend may keep NaN payloads; the
+  values are the same).
   """
   if jnp.dtype(dtype) == jnp.bfloat16 and values.dtype == jnp.float32:
     u = jax.lax.bitcast_convert_type(values, jnp.uint32)

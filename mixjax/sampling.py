@@ -10,9 +10,9 @@ import jax.numpy as jnp
 
 from mixjax import _validation
 
-# Jöhnk's sampler draws enough candidates per value that all of them are
-# rejected for some value of a draw with at most this probability; that rare
-# draw is completed by jax.random.beta, so the result stays exact.
+# Jöhnk's sampler draws enough candidates per value that a draw needs a second
+# round (some value had all of its candidates rejected) with at most this
+# probability.
 _JOHNK_MISS = 1e-4
 
 
@@ -45,6 +45,17 @@ def _beta_ulrich(key: chex.PRNGKey, alpha: float, shape) -> chex.Array:
   return jnp.where(upper, 1 - d, d)
 
 
+def _johnk_candidates(key: chex.PRNGKey, alpha: float, shape, tries: int):
+  """``tries`` Jöhnk candidates per value: the first accepted ``z``, and whether any was."""
+  key_x, key_y = jax.random.split(key)
+  log_x = jnp.log(_open_uniform(key_x, (tries, *shape))) / alpha
+  log_y = jnp.log(_open_uniform(key_y, (tries, *shape))) / alpha
+  accepted = jnp.logaddexp(log_x, log_y) <= 0
+  first = jnp.argmax(accepted, axis=0)[None]
+  return (jnp.take_along_axis(log_x - log_y, first, axis=0)[0],
+          accepted.any(axis=0))
+
+
 def _beta_johnk(key: chex.PRNGKey, alpha: float, shape) -> chex.Array:
   """``Beta(α, α)`` for ``α < ½`` by Jöhnk's (1964) rejection, vectorised.
 
@@ -52,40 +63,42 @@ def _beta_johnk(key: chex.PRNGKey, alpha: float, shape) -> chex.Array:
   ``X + Y ≤ 1``, which happens with probability ``p = Γ(α + 1)²/Γ(2α + 1)``
   (0.79 at ``α = ½``, 0.95 at ``α = 0.2``). ``K`` candidates per value are drawn
   at once, ``K`` the least with ``n·(1 − p)^K ≤ 10⁻⁴`` for ``n`` values, and the
-  first accepted one is kept; in the rare draw where some value has none, those
-  values come from ``jax.random.beta``, so the result is exact. Worked in logs:
-  ``λ = sigmoid(log X − log Y)``.
+  first accepted one is kept. In the rare draw where some value has none, a loop
+  draws ``K`` more for those values until each has one: plain rejection
+  sampling, so the result is exact; the loop normally runs zero times (also
+  under ``vmap``). Worked in logs: ``λ = sigmoid(log X − log Y)``.
   """
-  count = math.prod(shape)
+  count = max(1, math.prod(shape))
   accept = math.exp(2 * math.lgamma(alpha + 1) - math.lgamma(2 * alpha + 1))
   tries = 1
   if accept < 1:
     tries = max(1, math.ceil(math.log(_JOHNK_MISS / count) / math.log1p(-accept)))
-  key_x, key_y, key_rest = jax.random.split(key, 3)
-  log_x = jnp.log(_open_uniform(key_x, (tries, *shape))) / alpha
-  log_y = jnp.log(_open_uniform(key_y, (tries, *shape))) / alpha
-  accepted = jnp.logaddexp(log_x, log_y) <= 0
-  first = jnp.argmax(accepted, axis=0)[None]
-  z = jnp.take_along_axis(log_x - log_y, first, axis=0)[0]
+
+  def redraw(state):
+    key, z, found = state
+    key, sub = jax.random.split(key)
+    z_new, found_new = _johnk_candidates(sub, alpha, shape, tries)
+    return key, jnp.where(found, z, z_new), found | found_new
+
+  key, sub = jax.random.split(key)
+  z, found = _johnk_candidates(sub, alpha, shape, tries)
+  _, z, _ = jax.lax.while_loop(lambda state: ~state[2].all(), redraw, (key, z, found))
   # λ = sigmoid(z); the smaller of λ and 1 − λ is computed first, so λ near 0
   # keeps its relative precision and λ near 1 is rounded once, as float32 must.
   ratio = jnp.exp(-jnp.abs(z))
   small = ratio / (1 + ratio)
-  lam = jnp.where(z > 0, 1 - small, small)
-  found = accepted.any(axis=0)
-  return jax.lax.cond(
-      found.all(), lambda: lam,
-      lambda: jnp.where(found, lam, jax.random.beta(key_rest, alpha, alpha, shape)))
+  return jnp.where(z > 0, 1 - small, small)
 
 
 def symmetric_beta(key: chex.PRNGKey, alpha, shape) -> chex.Array:
-  """float32 draws of ``Beta(α, α)``, faster than ``jax.random.beta``.
+  """float32 draws of ``Beta(α, α)``, exact, and on CPU cheaper than ``jax.random.beta``.
 
   ``jax.random.beta`` draws two Gammas by rejection in ``while`` loops, which on
   CPU cost more than the mix itself for a CIFAR batch. For a symmetric Beta and
-  ``α`` known at trace time there are loop-free exact samplers: Ulrich's
-  transformation for ``α ≥ ½`` and a vectorised Jöhnk rejection for ``α < ½``.
-  A traced ``α`` falls back to ``jax.random.beta``.
+  ``α`` known at trace time there are exact samplers without them: Ulrich's
+  transformation for ``α ≥ ½`` (no rejection at all) and a vectorised Jöhnk
+  rejection for ``α < ½`` (a loop that normally runs zero times). A traced ``α``
+  falls back to ``jax.random.beta``.
 
   Args:
     key: a PRNG key.
@@ -93,9 +106,10 @@ def symmetric_beta(key: chex.PRNGKey, alpha, shape) -> chex.Array:
     shape: the output shape.
 
   Returns:
-    float32 ``shape`` in ``[0, 1]``. As with any float32 sampler, values within
-    ``2^-25`` of 1 round to 1.0, and on XLA:CPU (which flushes subnormals)
-    values below ``2^-126`` become 0.0; both matter only for ``α`` well below 1.
+    float32 ``shape`` in ``[0, 1]``. As with any float32 sampler, values near 1
+    round to 1.0 (within ``2^-25``; about ``2^-24`` for a traced ``α``), and on
+    XLA:CPU, which flushes subnormals, values below ``2^-126`` become 0.0; both
+    matter only for ``α`` well below 1.
   """
   shape = tuple(shape)
   value = _validation.concrete_number(alpha)

@@ -231,14 +231,31 @@ def test_lambda_is_beta_distributed(alpha):
 
 
 def test_lambda_rejection_fallback_is_exact(monkeypatch):
-  """Below α = ½ a draw in which some value had every candidate rejected takes
-  those values from ``jax.random.beta``. With one candidate per value (forced
-  here) that is ~15% of the values at α = 0.4; the result is still Beta."""
+  """Below α = ½ a draw in which some value had every candidate rejected redraws
+  those values. With one candidate per value (forced here) ~15% of the values
+  at α = 0.4 take a second round or more, eagerly and under vmap; the result is
+  still Beta."""
   from mixjax import sampling
   monkeypatch.setattr(sampling, "_JOHNK_MISS", 1e30)  # one candidate per value
   lam = np.asarray(sampling.symmetric_beta(jax.random.key(5), 0.4, (20_000,)), np.float64)
   assert stats.kstest(lam, stats.beta(0.4, 0.4).cdf).pvalue > 0.01
   assert stats.kstest(lam, stats.beta(0.8, 0.8).cdf).pvalue < 1e-6
+  keys = jax.random.split(jax.random.key(6), 100)
+  lam = jax.vmap(lambda k: sampling.symmetric_beta(k, 0.4, (200,)))(keys)
+  assert stats.kstest(np.asarray(lam, np.float64).ravel(), stats.beta(0.4, 0.4).cdf).pvalue > 0.01
+
+
+def test_lambda_of_no_examples_is_empty():
+  from mixjax import sampling
+  for alpha in (0.2, 1.0):
+    assert sampling.symmetric_beta(jax.random.key(0), alpha, (0,)).shape == (0,)
+
+
+def test_lambda_is_float32_under_x64():
+  with jax.enable_x64(True):
+    for alpha in (0.2, 1.0):
+      params = mixjax.sample_mixup(jax.random.key(0), 4, alpha=alpha, mode="elem")
+      assert params.lam.dtype == jnp.float32
 
 
 def test_lambda_with_traced_alpha_is_beta_distributed():
