@@ -115,6 +115,7 @@ def machine() -> dict:
       "os": platform.platform(),
       "python": platform.python_version(),
       "transparent_hugepage": thp,
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
   }
 
 

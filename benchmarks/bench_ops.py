@@ -14,7 +14,8 @@ For each shape (CIFAR 256×32×32×3, ImageNet 64 and 128×224×224×3) and dtyp
   ``x[perm]`` gather in several spellings, and Mixup with static pairings.
 
 It also compiles each op and reads its HLO: the number of kernels XLA runs,
-``while`` loops (λ is Beta via Gamma rejection sampling) and how many
+``while`` loops (threefry on CPU; ``jax.random.beta``'s Gamma rejection, which
+mixjax no longer uses for a static α) and how many
 image-sized buffers the program writes (1 = one fused loop, the partner gather
 is not materialised).
 
@@ -207,8 +208,14 @@ def diagnostic_variants(x, y, keys, num_classes):
         jax.jit(lambda k, m=mode: mixjax.sample_mix(k, b, (h, w),
                                                     policy_config(m, num_classes))),
         lambda i: (at(i),))
-    v[f"sample/lambda/{mode}"] = (
-        jax.jit(lambda k, m=mode: sample_lambda(k, b, 1.0, m)), lambda i: (at(i),))
+    for alpha in (0.2, 1.0):
+      # mixjax's loop-free sampler against jax.random.beta (Gamma rejection loops).
+      n = 1 if mode == "batch" else b
+      v[f"sample/lambda_a{alpha}/{mode}"] = (
+          jax.jit(lambda k, m=mode, a=alpha: sample_lambda(k, b, a, m)), lambda i: (at(i),))
+      v[f"sample/jax_beta_a{alpha}/{mode}"] = (
+          jax.jit(lambda k, n=n, a=alpha: jax.random.beta(k, a, a, (n,))),
+          lambda i: (at(i),))
   v["sample/uniform_lambda/elem"] = (
       jax.jit(lambda k: jax.random.uniform(k, (b,))), lambda i: (at(i),))
   v["sample/permutation"] = (jax.jit(lambda k: sample_partners(k, b)),

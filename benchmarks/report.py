@@ -64,8 +64,9 @@ def max_other(rep):
 def header_of(rep):
   m = rep["machine"]
   v = ", ".join(f"{k} {val}" for k, val in rep.get("versions", {}).items() if val)
+  flags = f"XLA_FLAGS `{m['xla_flags']}`; " if m.get("xla_flags") else ""
   return (f"{rep['date']}; {m['cpu']}, {m['cores']} cores, {m.get('memory_gib')} GiB; "
-          f"{rep.get('device', '')}; {v}; allocator `{rep.get('allocator')}`; "
+          f"{rep.get('device', '')}; {v}; allocator `{rep.get('allocator')}`; {flags}"
           f"load average before {rep.get('loadavg_start')}; other processes used at most "
           f"{max_other(rep)} cores during any measured block")
 
@@ -192,8 +193,14 @@ def diag_section(rep):
            ("sample/cutmix/elem", "sample CutMix (elem)"),
            ("sample/policy/batch", "sample policy (batch)"),
            ("sample/policy/elem", "sample policy (elem)"),
-           ("sample/lambda/batch", "λ ~ Beta, 1 value"),
-           ("sample/lambda/elem", "λ ~ Beta, B values"),
+           ("sample/lambda_a1.0/batch", "λ ~ Beta(1, 1), 1 value"),
+           ("sample/jax_beta_a1.0/batch", "(jax.random.beta, 1 value)"),
+           ("sample/lambda_a1.0/elem", "λ ~ Beta(1, 1), B values"),
+           ("sample/jax_beta_a1.0/elem", "(jax.random.beta, B values)"),
+           ("sample/lambda_a0.2/batch", "λ ~ Beta(0.2, 0.2), 1 value"),
+           ("sample/jax_beta_a0.2/batch", "(jax.random.beta, 1 value)"),
+           ("sample/lambda_a0.2/elem", "λ ~ Beta(0.2, 0.2), B values"),
+           ("sample/jax_beta_a0.2/elem", "(jax.random.beta, B values)"),
            ("sample/uniform_lambda/elem", "(uniform, B values)"),
            ("sample/permutation", "permutation of B"),
            ("apply/mixup_images", "apply Mixup images"),
@@ -223,8 +230,9 @@ def diag_section(rep):
   hlo = rep.get("hlo", {})
   if hlo:
     out += ["", "HLO of each compiled op (ENTRY computation): kernels run, `while` loops"
-            " (λ's Gamma rejection, threefry, the shuffle), image-sized buffers written"
-            " (1 = one fused loop, the partner gather is not materialised).", ""]
+            " (threefry's rolled loops on CPU, the shuffle's sort rounds), image-sized"
+            " buffers written (1 = one fused loop, the partner gather is not"
+            " materialised).", ""]
     rows = []
     for key, h in hlo.items():
       rows.append([key, h["entry_kernels"], h["entry_fusions"], h["while_loops"],
@@ -235,7 +243,9 @@ def diag_section(rep):
 
 
 def train_section(rep):
-  out = ["### Training overhead (PreActResNet-18, CIFAR 32×32, 1 device)", "",
+  flags = rep["machine"].get("xla_flags")
+  title = "### Training overhead (PreActResNet-18, CIFAR 32×32, 1 device"
+  out = [title + (f"; XLA_FLAGS `{flags.strip()}`)" if flags else ")"), "",
          header_of(rep), ""]
   a = rep["args"]
   out.append(f"Batch {a['batch_size']}, {a['dtype']}; {a['rounds']} interleaved rounds × "

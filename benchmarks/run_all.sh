@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 WAIT_LOAD=${WAIT_LOAD:-0.7}
+YNN_FLAGS=--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE
 PEERS=()
 if [ -x benchmarks/.venv-peers/bin/python ]; then
   PEERS=(--peers benchmarks/.venv-peers/bin/python)
@@ -26,5 +27,8 @@ if [ -n "${REF:-}" ]; then
   fi
 fi
 $PY benchmarks/bench_train.py "${PEERS[@]}" --wait-load "$WAIT_LOAD" ${TRAIN_ARGS:-}
+# The same with XLA:CPU's YNNPACK dot and reduce fusions (see README: CPU training).
+XLA_FLAGS="${XLA_FLAGS:-} $YNN_FLAGS" $PY benchmarks/bench_train.py "${PEERS[@]}" \
+    --wait-load "$WAIT_LOAD" --out benchmarks/results/train_ynn.json ${TRAIN_ARGS:-}
 $PY benchmarks/bench_scaling.py --wait-load "$WAIT_LOAD"
 $PY benchmarks/report.py
