@@ -18,7 +18,7 @@ from mixjax.params import (
     mixed_dtype,
 )
 from mixjax.policy import MixConfig, mix, sample_mix
-from mixjax.sampling import sample_lambda, sample_partners
+from mixjax.sampling import sample_lambda, sample_partners, symmetric_beta
 
 __version__ = "0.1.0"
 
@@ -47,4 +47,5 @@ __all__ = [
     "sample_plan",
     "soft_labels",
     "soft_target_cross_entropy",
+    "symmetric_beta",
 ]

@@ -27,6 +27,8 @@ def test_alpha_must_be_positive(alpha):
   with pytest.raises(ValueError, match=match):
     mixjax.sample_lambda(KEY, B, alpha)
   with pytest.raises(ValueError, match=match):
+    mixjax.symmetric_beta(KEY, alpha, (B,))
+  with pytest.raises(ValueError, match=match):
     mixjax.sample_plan(KEY, B, 3, alpha=alpha)
   if alpha < 0:  # In MixConfig, 0 disables a method; negative is an error.
     with pytest.raises(ValueError, match=r"mixup_alpha must be >= 0"):
