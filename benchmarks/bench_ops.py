@@ -10,7 +10,8 @@ For each shape (CIFAR 256×32×32×3, ImageNet 64 and 128×224×224×3) and dtyp
   policy, Mixup α=0.8 / CutMix α=1, switch 0.5), each in ``batch`` and ``elem``
   mode, called through the public jitted API;
 * diagnostics (``--diagnose``, on by default for float32): the sampling alone,
-  λ alone, the permutation alone, the apply kernel alone on drawn params, the
+  λ alone (mixjax's sampler and ``jax.random.beta``, α = 1 and 0.2), the
+  permutation alone, the apply kernel alone on drawn params, the
   ``x[perm]`` gather in several spellings, and Mixup with static pairings.
 
 It also compiles each op and reads its HLO: the number of kernels XLA runs,
