@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 import mixjax
+from tests.distinct_images import distinct_images, source_example
 from tests.jaxpr_utils import num_eqns
 
 B = 8  # Batch == num_classes with labels = arange(B).
@@ -18,24 +19,6 @@ def _cutmix(key, x, labels=LABELS, mode="elem", pairing="permute", minmax=None):
   # One spelling of the call everywhere, so each configuration compiles once.
   return mixjax.cutmix(key, x, labels, num_classes=B, mode=mode, minmax=minmax,
                        pairing=pairing)
-
-
-def _distinct_images(shape=SHAPE, dtype=jnp.float32, seed=0):
-  """Random images whose every pixel value tells which example it came from.
-
-  Example i holds values in [2i, 2i + 1) (floats) or [32i, 32i + 32) (uint8).
-  """
-  rng = np.random.default_rng(seed)
-  index = np.arange(shape[0]).reshape((-1,) + (1,) * (len(shape) - 1))
-  if dtype == jnp.uint8:
-    return jnp.asarray(32 * index + rng.integers(0, 32, shape), jnp.uint8)
-  return jnp.asarray(2 * index + rng.uniform(size=shape), dtype)
-
-
-def _source(values, dtype):
-  """Which example each pixel value came from (see _distinct_images)."""
-  values = np.asarray(values, np.float64)
-  return (values // 32 if dtype == jnp.uint8 else values // 2).astype(int)
 
 
 def _check_cutmix(x, out, mixed_labels):
@@ -52,7 +35,7 @@ def _check_cutmix(x, out, mixed_labels):
   x, out, y = np.asarray(x), np.asarray(out), np.asarray(mixed_labels)
   b, h, w = x.shape[:3]
   assert out.dtype == x.dtype and out.shape == x.shape
-  source = _source(out, dtype)
+  source = source_example(out, dtype)
   if source.ndim == 4:  # All channels of a pixel come from the same example.
     assert (source == source[..., :1]).all()
     source = source[..., 0]
@@ -101,7 +84,7 @@ def _check_cutmix(x, out, mixed_labels):
     [("batch", "permute", SHAPE), ("elem", "permute", SHAPE), ("elem", "flip", (B, 6, 10, 3))],
     ids=["batch-permute", "elem-permute", "elem-flip-6x10"])
 def test_cutmix_pastes_a_rectangle_with_exact_weight(mode, pairing, shape):
-  x = _distinct_images(shape)
+  x = distinct_images(shape)
   h, w = shape[1:3]
   all_boxes = []
   for seed in range(4):
@@ -142,7 +125,7 @@ def test_cutmix_pastes_a_rectangle_with_exact_weight(mode, pairing, shape):
 
 
 def test_cutmix_rank3_images():
-  x = _distinct_images((B, 8, 8))
+  x = distinct_images((B, 8, 8))
   out, y = _cutmix(jax.random.key(5), x)
   _, partners, _ = _check_cutmix(x, out, y)
   assert (partners != np.arange(B)).any()
@@ -150,7 +133,7 @@ def test_cutmix_rank3_images():
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.uint8])
 def test_cutmix_keeps_dtype_and_copies_pixels(dtype):
-  x = _distinct_images(SHAPE, dtype, seed=3)
+  x = distinct_images(SHAPE, dtype, seed=3)
   out, y = _cutmix(jax.random.key(6), x)
   assert out.dtype == dtype and y.dtype == jnp.float32
   _, partners, _ = _check_cutmix(x, out, y)  # Bit-exact copies of the inputs.
@@ -251,7 +234,7 @@ def test_minmax_boxes_in_range_and_never_clipped(mode):
 
 
 def test_cutmix_minmax_output():
-  x = _distinct_images()
+  x = distinct_images(SHAPE)
   sides = []
   for seed in range(3):
     out, y = _cutmix(jax.random.key(seed), x, minmax=(0.25, 0.5))

@@ -10,21 +10,13 @@ import pytest
 
 import mixjax
 from mixjax import MixConfig
+from tests.distinct_images import distinct_images
 from tests.jaxpr_utils import num_eqns
 
 B = 8  # Batch == num_classes with labels = arange(B).
 SHAPE = (B, 8, 8, 3)  # H·W = 64: pasted fractions are exact in float32.
 LABELS = jnp.arange(B, dtype=jnp.int32)
 ONE_HOT = np.eye(B, dtype=np.float32)
-
-
-def _distinct_images(shape=SHAPE, dtype=jnp.float32, seed=0):
-  """Example i holds values in [2i, 2i + 1) (floats) or [32i, 32i + 32) (uint8)."""
-  rng = np.random.default_rng(seed)
-  index = np.arange(shape[0]).reshape((-1,) + (1,) * (len(shape) - 1))
-  if dtype == jnp.uint8:
-    return jnp.asarray(32 * index + rng.integers(0, 32, shape), jnp.uint8)
-  return jnp.asarray(2 * index + rng.uniform(size=shape), dtype)
 
 
 def _smooth(rows, eps):
@@ -79,7 +71,7 @@ def _check_blended(x, out, y):
 def test_prob_zero_changes_nothing(mode, dtype, eps):
   config = MixConfig(mixup_alpha=1.0, cutmix_alpha=1.0, prob=0.0, mode=mode,
                      label_smoothing=eps, num_classes=B)
-  x = _distinct_images(SHAPE, dtype)
+  x = distinct_images(SHAPE, dtype)
   for seed in range(3):
     out, y = mixjax.mix(jax.random.key(seed), x, LABELS, config)
     assert out.dtype == jnp.float32  # Mixup is enabled: uint8 in, float32 out.
@@ -93,7 +85,7 @@ def test_always_cutmix_copies_pixels_exactly():
   # uint8 pixels are copied exactly (float32 out, as Mixup is enabled), labels smoothed.
   config = MixConfig(mixup_alpha=1.0, cutmix_alpha=1.0, prob=1.0, switch_prob=1.0,
                      mode="elem", label_smoothing=0.1, num_classes=B)
-  x = _distinct_images(SHAPE, jnp.uint8, seed=1)
+  x = distinct_images(SHAPE, jnp.uint8, seed=1)
   for seed in range(3):
     out, y = mixjax.mix(jax.random.key(seed), x, LABELS, config)
     assert out.dtype == jnp.float32
@@ -103,7 +95,7 @@ def test_always_cutmix_copies_pixels_exactly():
 def test_cutmix_only_keeps_uint8():
   config = MixConfig(mixup_alpha=0.0, cutmix_alpha=1.0, mode="batch", num_classes=B)
   assert config.cutmix_enabled and not config.mixup_enabled
-  x = _distinct_images(SHAPE, jnp.uint8, seed=2)
+  x = distinct_images(SHAPE, jnp.uint8, seed=2)
   out, y = mixjax.mix(jax.random.key(0), x, LABELS, config)
   assert out.dtype == jnp.uint8
   assert _check_pasted(x, out, y)
