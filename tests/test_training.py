@@ -47,10 +47,11 @@ def _digits_setup(model="small_cnn", learning_rate=0.05, padding=1):
 def _parallel_setup(method_name, backend, num_devices=4, batch=32):
   ds, model, state, augment = _digits_setup()
   method = training.Method.from_preset(method_name)
+  # XLA's default compiler options for both backends (pmap takes no others).
   parallel = training.DataParallel(
       training.make_train_step(model, method, ds.num_classes, augment),
       training.make_eval_step(model, augment), backend=backend,
-      devices=jax.local_devices()[:num_devices])
+      devices=jax.local_devices()[:num_devices], compiler_options={})
   batches = list(train_batches(ds.train_images, ds.train_labels, batch, 0, 0))[:3]
   return ds, state, parallel, batches
 

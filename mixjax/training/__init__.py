@@ -1,6 +1,7 @@
 """Training: methods as plans, the mapped train step, checkpoints and the loop."""
 
 from mixjax.training.checkpoint import Checkpointer
+from mixjax.training.compiler_options import CPU_COMPILER_OPTIONS, default_compiler_options
 from mixjax.training.loop import (
     NonFiniteLossError,
     compare,
@@ -22,6 +23,7 @@ from mixjax.training.step import Augment, make_eval_step, make_train_step
 
 __all__ = [
     "BACKENDS",
+    "CPU_COMPILER_OPTIONS",
     "METHODS",
     "PRESETS",
     "Augment",
@@ -32,6 +34,7 @@ __all__ = [
     "TrainState",
     "compare",
     "create_train_state",
+    "default_compiler_options",
     "draw_plan",
     "eval_sums",
     "evaluate",

@@ -154,7 +154,8 @@ def train_and_evaluate(
       make_train_step(model, method, ds.num_classes, augment,
                       config.get("label_smoothing", 0.0), dtype=dtype),
       make_eval_step(model, augment, config.get("ece_bins", 15), dtype=dtype),
-      backend=config.get("parallel", "shard_map"), devices=devices)
+      backend=config.get("parallel", "shard_map"), devices=devices,
+      compiler_options={} if config.get("xla_defaults", False) else None)
 
   os.makedirs(workdir, exist_ok=True)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.get("keep_checkpoints", 3))

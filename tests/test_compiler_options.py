@@ -1,0 +1,145 @@
+"""The XLA options the mapped steps are compiled with (CPU: convolutions off YNNPACK)."""
+
+import os
+import types
+
+import jax
+import numpy as np
+import pytest
+
+from configs import digits
+from mixjax import training
+from mixjax.data import load_dataset, train_batches
+from mixjax.models import get_model
+from mixjax.training import compiler_options
+
+# The options apply only on a measured jaxlib and when XLA_FLAGS leaves them alone
+# (XLA parsed XLA_FLAGS at start-up, so a test cannot unset it).
+applies = pytest.mark.skipif(
+    not compiler_options.measured_jaxlib()
+    or compiler_options.YNN_FUSION_TYPE in os.environ.get("XLA_FLAGS", ""),
+    reason="mixjax's CPU compiler options do not apply on this jaxlib / with these XLA_FLAGS")
+
+
+def _setup(options, num_devices=1, model="small_cnn"):
+  ds = load_dataset("digits")
+  model = get_model(model, ds.num_classes)
+  state = training.create_train_state(
+      model, jax.random.key(0), ds.image_shape, training.make_optimizer(0.05))
+  augment = training.Augment(1, False, tuple(ds.mean), tuple(ds.std))
+  parallel = training.DataParallel(
+      training.make_train_step(model, training.Method.from_preset("mixup"),
+                               ds.num_classes, augment),
+      training.make_eval_step(model, augment),
+      devices=jax.local_devices()[:num_devices], compiler_options=options)
+  batches = list(train_batches(ds.train_images, ds.train_labels, 32, 0, 0))[:3]
+  return parallel, parallel.put_state(state), batches
+
+
+def _entry_ops(compiled):
+  """Convolutions run as XLA ops (not inside a YNNPACK fusion), and YNNPACK fusions."""
+  hlo = compiled.as_text()
+  entry = hlo[hlo.index("\nENTRY"):]
+  return entry.count(" convolution("), entry.count("ynn_fusion")
+
+
+def _compiled_steps(parallel, state, batch):
+  eval_batch = parallel.put_batch(dict(batch, mask=np.ones(len(batch["label"]), bool)))
+  batch = parallel.put_batch(batch)
+  train = parallel._train.lower(state, batch, parallel.split_key(jax.random.key(0)))
+  return train.compile(), parallel._eval.lower(state, eval_batch).compile()
+
+
+@applies
+def test_cpu_default_keeps_convolutions_off_ynnpack():
+  """With the options both steps run more convolutions as XLA's own (Eigen) ops and
+  fewer YNNPACK fusions than with XLA's defaults, which wrap most convolutions in one."""
+  ops = {}
+  for options in (None, {}):
+    parallel, state, batches = _setup(options, model="preact_resnet18")
+    ops[options is None] = [_entry_ops(step)
+                            for step in _compiled_steps(parallel, state, batches[0])]
+  assert parallel.compiler_options == {}
+  for (convs, ynn), (default_convs, default_ynn) in zip(ops[True], ops[False], strict=True):
+    assert convs >= default_convs + 10 and ynn >= 1 and ynn < default_ynn
+
+
+def test_cpu_default_is_the_measured_options():
+  parallel, _, _ = _setup(None)
+  expected = (dict(training.CPU_COMPILER_OPTIONS) if compiler_options.measured_jaxlib()
+              and compiler_options.YNN_FUSION_TYPE not in os.environ.get("XLA_FLAGS", "")
+              else {})
+  assert parallel.compiler_options == expected
+
+
+@applies
+@pytest.mark.parametrize("num_devices", [1, 4])
+def test_options_change_the_kernels_not_the_result(num_devices):
+  params, losses = [], []
+  for options in (None, {}):
+    parallel, state, batches = _setup(options, num_devices)
+    for i, batch in enumerate(batches):
+      state, metrics = parallel.train_step(state, batch, jax.random.key(i))
+    params.append(jax.device_get(parallel.get_state(state).params))
+    losses.append(float(metrics["loss"]))
+  assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), *params)
+
+
+@applies
+def test_xla_flags_setting_the_option_wins(monkeypatch):
+  devices = jax.local_devices()[:1]
+  assert compiler_options.default_compiler_options(devices)
+  monkeypatch.setenv(
+      "XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT")
+  assert compiler_options.default_compiler_options(devices) == {}
+
+
+@applies
+def test_options_this_jaxlib_rejects_are_dropped(monkeypatch):
+  devices = jax.local_devices()[:1]
+  assert compiler_options.default_compiler_options(devices)  # The real ones are kept.
+  for bad in ({"xla_no_such_option": "1"},
+              {compiler_options.YNN_FUSION_TYPE: "LIBRARY_FUSION_TYPE_NO_SUCH"}):
+    monkeypatch.setattr(compiler_options, "CPU_COMPILER_OPTIONS", bad)
+    assert compiler_options.default_compiler_options(devices) == {}
+
+
+def test_no_options_off_cpu_or_on_other_jaxlibs(monkeypatch):
+  gpu = types.SimpleNamespace(platform="gpu")
+  assert compiler_options.default_compiler_options([gpu]) == {}
+  assert compiler_options.default_compiler_options([]) == {}
+  assert compiler_options.measured_jaxlib("0.10.2")
+  assert not compiler_options.measured_jaxlib("0.9.1")
+  assert not compiler_options.measured_jaxlib("0.11.0")
+  monkeypatch.setattr(compiler_options, "MEASURED_JAXLIB", ())
+  assert compiler_options.default_compiler_options(jax.local_devices()[:1]) == {}
+
+
+def test_pmap_takes_no_options():
+  with pytest.raises(ValueError, match="compiler_options need backend='shard_map'"):
+    training.DataParallel(lambda s, b, k: (s, {}), lambda s, b: {}, backend="pmap",
+                          compiler_options=training.CPU_COMPILER_OPTIONS)
+  parallel = training.DataParallel(lambda s, b, k: (s, {}), lambda s, b: {},
+                                   backend="pmap")
+  assert parallel.compiler_options == {}
+
+
+@pytest.mark.parametrize("xla_defaults, expected", [(False, None), (True, {})])
+def test_config_xla_defaults_reaches_data_parallel(monkeypatch, tmp_path, xla_defaults,
+                                                   expected):
+  seen = {}
+
+  class Stop(Exception):
+    pass
+
+  def capture(*args, **kwargs):
+    seen.update(kwargs)
+    raise Stop
+
+  monkeypatch.setattr(training.loop, "DataParallel", capture)
+  config = digits.get_config()
+  config.xla_defaults = xla_defaults
+  with pytest.raises(Stop):
+    training.train_and_evaluate(config, str(tmp_path), "erm")
+  assert seen["compiler_options"] == expected
