@@ -40,6 +40,8 @@ def parse_args():
   p.add_argument("--rounds", type=int, default=3)
   p.add_argument("--dtype", default="float32")
   p.add_argument("--platform", default="cpu")
+  p.add_argument("--xla-defaults", action="store_true",
+                 help="compile with XLA's default options (compiler_options={})")
   p.add_argument("--allocator", choices=_common.ALLOCATORS, default="default")
   p.add_argument("--wait-load", type=float, default=0.0)
   p.add_argument("--out", default=None)
@@ -76,7 +78,8 @@ def worker(args) -> dict:
   method = Method.from_preset(args.method)
   dp = DataParallel(make_train_step(model, method, 10, augment, dtype=dtype),
                     make_eval_step(model, augment, dtype=dtype),
-                    backend=args.backend, devices=devices)
+                    backend=args.backend, devices=devices,
+                    compiler_options={} if args.xla_defaults else None)
   dp.check_batch_size(batch_size)
   state = dp.put_state(create_train_state(model, jax.random.key(0), (32, 32, 3),
                                           make_optimizer(0.1)))
@@ -104,7 +107,8 @@ def worker(args) -> dict:
           "platform": devices[0].platform, "global_batch": batch_size,
           "per_device_batch": batch_size // n, "steps_per_s": med,
           "images_per_s": med * batch_size, "rates": rates, "compile_s": compile_s,
-          "loss": float(metrics["loss"]), "jax": jax.__version__}
+          "loss": float(metrics["loss"]), "jax": jax.__version__,
+          "compiler_options": dp.compiler_options}
 
 
 def main():
@@ -143,7 +147,8 @@ def main():
     rec["vs_first"] = rec["images_per_s"] / base if base else None
   report["loadavg_end"] = _common.loadavg()
   report["wall_s"] = round(time.time() - started, 1)
-  out = args.out or os.path.join(_common.RESULTS, f"scaling_{args.platform}.json")
+  name = f"scaling_{args.platform}" + ("_xla_defaults" if args.xla_defaults else "")
+  out = args.out or os.path.join(_common.RESULTS, f"{name}.json")
   _common.save_json(out, report)
 
 

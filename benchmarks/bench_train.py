@@ -49,6 +49,9 @@ def parse_args():
   p.add_argument("--allocator", choices=_common.ALLOCATORS, default="default")
   p.add_argument("--wait-load", type=float, default=0.0)
   p.add_argument("--platform", default=None)
+  p.add_argument("--xla-defaults", action="store_true",
+                 help="compile the steps with XLA's default options (DataParallel's "
+                      "compiler_options={}) instead of mixjax's CPU options")
   p.add_argument("--out", default=None)
   return p.parse_args()
 
@@ -70,6 +73,7 @@ from mixjax.training import (  # noqa: E402
   DataParallel,
   Method,
   create_train_state,
+  default_compiler_options,
   make_eval_step,
   make_optimizer,
   make_train_step,
@@ -89,7 +93,8 @@ def build(method_name: str, batch_size: int, dtype):
     return inner(state, batch, key)
 
   dp = DataParallel(counted, make_eval_step(model, augment, dtype=dtype),
-                    devices=jax.devices()[:1])
+                    devices=jax.devices()[:1],
+                    compiler_options={} if ARGS.xla_defaults else None)
   state = create_train_state(model, jax.random.key(0), (32, 32, 3),
                              make_optimizer(0.1))
   return dp, dp.put_state(state), traces, model, method
@@ -208,7 +213,9 @@ def main():
             "allocator": _common.allocator_in_use(),
             "versions": {"jax": jax.__version__, "flax": flax.__version__,
                          "optax": optax.__version__, "mixjax": mixjax.__version__},
-            "loadavg_start": load_start, "args": vars(ARGS)}
+            "loadavg_start": load_start, "args": vars(ARGS),
+            "compiler_options": ({} if ARGS.xla_defaults
+                                 else default_compiler_options(jax.devices()[:1]))}
   print(f"overhead: batch {ARGS.batch_size}, {ARGS.rounds} rounds x {ARGS.steps} steps",
         file=sys.stderr, flush=True)
   report["overhead"] = overhead(ARGS, dtype)
@@ -224,7 +231,8 @@ def main():
     report["pytorch"]["other_cpu"] = watch.other_cpu()
   report["loadavg_end"] = _common.loadavg()
   report["wall_s"] = round(time.time() - started, 1)
-  out = ARGS.out or os.path.join(_common.RESULTS, f"train_{report['allocator']}.json")
+  suffix = "xla_defaults" if ARGS.xla_defaults else report["allocator"]
+  out = ARGS.out or os.path.join(_common.RESULTS, f"train_{suffix}.json")
   _common.save_json(out, report)
 
 

@@ -245,6 +245,10 @@ def diag_section(rep):
 def train_section(rep):
   flags = rep["machine"].get("xla_flags")
   title = "### Training overhead (PreActResNet-18, CIFAR 32×32, 1 device"
+  options = rep.get("compiler_options")
+  if options is not None:
+    title += ("; compiler options " + ", ".join(f"`{k}={v}`" for k, v in options.items())
+              if options else "; XLA's default compiler options")
   out = [title + (f"; XLA_FLAGS `{flags.strip()}`)" if flags else ")"), "",
          header_of(rep), ""]
   a = rep["args"]
@@ -277,12 +281,33 @@ def scaling_section(rep):
          f"{rep['date']}; {rep['machine']['cpu']}, {rep['machine']['cores']} cores; "
          f"load average before {rep['loadavg_start']}; other processes used at most "
          f"{max_other(rep)} cores", ""]
+  options = rep["results"][0].get("compiler_options") if rep["results"] else None
+  if options is not None:
+    out += [("Compiler options " + ", ".join(f"`{k}={v}`" for k, v in options.items())
+             if options else "XLA's default compiler options") + ".", ""]
   rows = [[r["devices"], r["global_batch"], r["per_device_batch"], fmt(r["steps_per_s"], 3),
            fmt(r["images_per_s"]), fmt(r["vs_first"]), fmt(r.get("cores_used")),
            fmt(r["compile_s"])]
           for r in rep["results"]]
   out.append(table(["devices", "global batch", "per device", "steps/s", "images/s",
                     "vs 1 device", "CPU cores busy", "compile s"], rows))
+  return "\n".join(out)
+
+
+def cpu_options_section(rep):
+  out = ["### XLA:CPU library fusions for the train step (`bench_cpu_options.py`)", "",
+         header_of(rep), "",
+         "ERM PreActResNet-18 step (batch 128, float32, one device) and one 3×3, 64-channel "
+         "convolution's forward + backward, compiled with each "
+         "`xla_cpu_experimental_ynn_fusion_type` list (`LIBRARY_FUSION_TYPE_` left out), "
+         "interleaved rounds, medians.", ""]
+  rows = [[r["variant"], (r["ynn_fusion_type"] or "(XLA's default)").replace(
+              "LIBRARY_FUSION_TYPE_", "").replace(",", ", "),
+           fmt(r["step_s"], 3), fmt(r["images_per_s"]), fmt(r["conv_fwd_bwd_ms"]),
+           "yes" if r["bitwise_same_loss_as_default"] else "no"]
+          for r in rep["results"]]
+  out.append(table(["variant", "YNNPACK fuses", "s/step", "images/s",
+                    "conv fwd+bwd ms", "same loss as default, bit for bit"], rows))
   return "\n".join(out)
 
 
@@ -328,6 +353,9 @@ def main():
     parts += [ab_section(load(os.path.basename(name))), ""]
   for name in sorted(glob.glob(os.path.join(_common.RESULTS, "train_*.json"))):
     parts += [train_section(load(os.path.basename(name))), ""]
+  rep = load("cpu_options.json")
+  if rep:
+    parts += [cpu_options_section(rep), ""]
   for name in sorted(glob.glob(os.path.join(_common.RESULTS, "scaling_*.json"))):
     parts += [scaling_section(load(os.path.basename(name))), ""]
   path = os.path.join(_common.RESULTS, "RESULTS.md")

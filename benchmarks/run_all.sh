@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark in turn (about 20-25 minutes on 2 CPU cores) and writes
+# Runs every benchmark in turn (about 30 minutes on 2 CPU cores) and writes
 # benchmarks/results/*.json and RESULTS.md. Each script first waits (up to 10
 # minutes) for the 1-minute load average to fall below $WAIT_LOAD.
 #   benchmarks/run_all.sh                 # peers too, if benchmarks/.venv-peers exists
@@ -8,7 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 WAIT_LOAD=${WAIT_LOAD:-0.7}
-YNN_FLAGS=--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_REDUCE
 PEERS=()
 if [ -x benchmarks/.venv-peers/bin/python ]; then
   PEERS=(--peers benchmarks/.venv-peers/bin/python)
@@ -27,8 +26,9 @@ if [ -n "${REF:-}" ]; then
   fi
 fi
 $PY benchmarks/bench_train.py "${PEERS[@]}" --wait-load "$WAIT_LOAD" ${TRAIN_ARGS:-}
-# The same with XLA:CPU's YNNPACK dot and reduce fusions (see README: CPU training).
-XLA_FLAGS="${XLA_FLAGS:-} $YNN_FLAGS" $PY benchmarks/bench_train.py "${PEERS[@]}" \
-    --wait-load "$WAIT_LOAD" --out benchmarks/results/train_ynn.json ${TRAIN_ARGS:-}
+# The same compiled with XLA's default options (on CPU: convolutions on YNNPACK).
+$PY benchmarks/bench_train.py "${PEERS[@]}" --xla-defaults \
+    --wait-load "$WAIT_LOAD" --out benchmarks/results/train_xla_defaults.json ${TRAIN_ARGS:-}
+$PY benchmarks/bench_cpu_options.py --wait-load "$WAIT_LOAD"
 $PY benchmarks/bench_scaling.py --wait-load "$WAIT_LOAD"
 $PY benchmarks/report.py
