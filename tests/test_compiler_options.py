@@ -9,9 +9,8 @@ import pytest
 
 from configs import digits
 from mixjax import training
-from mixjax.data import load_dataset, train_batches
-from mixjax.models import get_model
 from mixjax.training import compiler_options
+from tests.digits_training import parallel_setup
 
 # The options apply only on a measured jaxlib and when XLA_FLAGS leaves them alone
 # (XLA parsed XLA_FLAGS at start-up, so a test cannot unset it).
@@ -19,21 +18,6 @@ applies = pytest.mark.skipif(
     not compiler_options.measured_jaxlib()
     or compiler_options.YNN_FUSION_TYPE in os.environ.get("XLA_FLAGS", ""),
     reason="mixjax's CPU compiler options do not apply on this jaxlib / with these XLA_FLAGS")
-
-
-def _setup(options, num_devices=1, model="small_cnn"):
-  ds = load_dataset("digits")
-  model = get_model(model, ds.num_classes)
-  state = training.create_train_state(
-      model, jax.random.key(0), ds.image_shape, training.make_optimizer(0.05))
-  augment = training.Augment(1, False, tuple(ds.mean), tuple(ds.std))
-  parallel = training.DataParallel(
-      training.make_train_step(model, training.Method.from_preset("mixup"),
-                               ds.num_classes, augment),
-      training.make_eval_step(model, augment),
-      devices=jax.local_devices()[:num_devices], compiler_options=options)
-  batches = list(train_batches(ds.train_images, ds.train_labels, 32, 0, 0))[:3]
-  return parallel, parallel.put_state(state), batches
 
 
 def _entry_ops(compiled):
@@ -56,7 +40,9 @@ def test_cpu_default_keeps_convolutions_off_ynnpack():
   fewer YNNPACK fusions than with XLA's defaults, which wrap most convolutions in one."""
   ops = {}
   for options in (None, {}):
-    parallel, state, batches = _setup(options, model="preact_resnet18")
+    _, state, parallel, batches = parallel_setup(
+        "mixup", num_devices=1, model="preact_resnet18", compiler_options=options)
+    state = parallel.put_state(state)
     ops[options is None] = [_entry_ops(step)
                             for step in _compiled_steps(parallel, state, batches[0])]
   assert parallel.compiler_options == {}
@@ -65,7 +51,7 @@ def test_cpu_default_keeps_convolutions_off_ynnpack():
 
 
 def test_cpu_default_is_the_measured_options():
-  parallel, _, _ = _setup(None)
+  _, _, parallel, _ = parallel_setup("mixup", num_devices=1)
   expected = (dict(training.CPU_COMPILER_OPTIONS) if compiler_options.measured_jaxlib()
               and compiler_options.YNN_FUSION_TYPE not in os.environ.get("XLA_FLAGS", "")
               else {})
@@ -77,7 +63,9 @@ def test_cpu_default_is_the_measured_options():
 def test_options_change_the_kernels_not_the_result(num_devices):
   params, losses = [], []
   for options in (None, {}):
-    parallel, state, batches = _setup(options, num_devices)
+    _, state, parallel, batches = parallel_setup(
+        "mixup", num_devices=num_devices, compiler_options=options)
+    state = parallel.put_state(state)
     for i, batch in enumerate(batches):
       state, metrics = parallel.train_step(state, batch, jax.random.key(i))
     params.append(jax.device_get(parallel.get_state(state).params))

@@ -17,8 +17,8 @@ from jax.sharding import PartitionSpec as P
 
 from configs import digits
 from mixjax import training
-from mixjax.data import load_dataset, train_batches
-from mixjax.models import get_model
+from mixjax.data import train_batches
+from tests.digits_training import digits_setup, parallel_setup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,35 +33,13 @@ def _config(**overrides):
   return c
 
 
-def _digits_setup(model="small_cnn", learning_rate=0.05, padding=1):
-  """Digits, a model (a registry name or a module), its fresh state and augmentation."""
-  ds = load_dataset("digits")
-  if isinstance(model, str):
-    model = get_model(model, ds.num_classes)
-  state = training.create_train_state(
-      model, jax.random.key(0), ds.image_shape, training.make_optimizer(learning_rate))
-  augment = training.Augment(padding, False, tuple(ds.mean), tuple(ds.std))
-  return ds, model, state, augment
-
-
-def _parallel_setup(method_name, backend, num_devices=4, batch=32):
-  ds, model, state, augment = _digits_setup()
-  method = training.Method.from_preset(method_name)
-  # XLA's default compiler options for both backends (pmap takes no others).
-  parallel = training.DataParallel(
-      training.make_train_step(model, method, ds.num_classes, augment),
-      training.make_eval_step(model, augment), backend=backend,
-      devices=jax.local_devices()[:num_devices], compiler_options={})
-  batches = list(train_batches(ds.train_images, ds.train_labels, batch, 0, 0))[:3]
-  return ds, state, parallel, batches
-
-
 @pytest.mark.parametrize("method", ["manifold_mixup", "policy"])
 def test_shard_map_and_pmap_give_the_same_result(method):
   assert jax.local_device_count() == 4
   params = {}
   for backend in training.BACKENDS:
-    _, state, parallel, batches = _parallel_setup(method, backend)
+    # XLA's default compiler options for both backends (pmap takes no others).
+    _, state, parallel, batches = parallel_setup(method, backend, compiler_options={})
     state = parallel.put_state(state)
     for i, batch in enumerate(batches):
       state, metrics = parallel.train_step(state, batch, jax.random.key(i))
@@ -96,7 +74,7 @@ def test_partners_are_drawn_within_each_device_batch(method):
 
 
 def test_manifold_step_compiles_once_for_every_layer():
-  ds, model, state, augment = _digits_setup()
+  ds, model, state, augment = digits_setup()
   method = training.Method.from_preset("manifold_mixup")
   traces = []
   step = training.make_train_step(model, method, ds.num_classes, augment)
@@ -254,7 +232,7 @@ def test_ece_from_bins_is_exact():
 
 def test_four_devices_average_to_the_one_device_gradient():
   """ERM without BatchNorm: 4 shards of 8 give the step of one batch of 32."""
-  ds, model, state, augment = _digits_setup("mlp", learning_rate=0.1, padding=0)
+  ds, model, state, augment = digits_setup("mlp", learning_rate=0.1, padding=0)
   batch = next(train_batches(ds.train_images, ds.train_labels, 32, 0, 0))
   params = []
   for n in (1, 4):
@@ -286,7 +264,7 @@ def test_dropout_models_train():
   """A WRN with dropout gets its 'dropout' RNG from the step key."""
   from mixjax.models import WideResNet
 
-  ds, model, state, augment = _digits_setup(
+  ds, model, state, augment = digits_setup(
       WideResNet(depth=10, widen_factor=1, dropout_rate=0.3, num_classes=10))
   parallel = training.DataParallel(
       training.make_train_step(model, training.Method.from_preset("manifold_mixup"),
