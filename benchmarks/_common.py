@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -149,6 +150,12 @@ def wait_for_quiet(threshold: float, max_wait: float = 600.0, poll: float = 20.0
   return load
 
 
+def minor_faults() -> int:
+  """Minor page faults of this process so far (a fresh page touched: with
+  glibc, every large buffer that was just ``mmap``-ed)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 class CpuWatch:
   """How busy the machine was with *other* processes during a measurement.
 
@@ -177,6 +184,11 @@ class CpuWatch:
       self.ok = True
     except (OSError, ValueError):
       self.ok = False
+    self.f0 = minor_faults()
+
+  def faults(self) -> int:
+    """Minor page faults of this process since the watch started."""
+    return minor_faults() - self.f0
 
   def own_cores(self) -> float | None:
     """This process's (and its waited-for children's) CPU time / wall time."""

@@ -173,11 +173,14 @@ def run_train(args) -> dict:
   for _ in range(args.warmup):
     step()
   times = []
+  faults0 = _common.minor_faults()
   for _ in range(args.steps):
     t0 = time.perf_counter()
     step()
     times.append(time.perf_counter() - t0)
+  faults = _common.minor_faults() - faults0
   rec = _common.stats(times)
+  rec["faults_per_step"] = round(faults / args.steps)
   rec.update({"steps_per_s": 1e3 / rec["median_ms"],
               "images_per_s": args.batch_size * 1e3 / rec["median_ms"]})
   return {"model": "PreActResNet-18 (PyTorch)", "params": n_params,

@@ -144,6 +144,7 @@ def overhead(args, dtype) -> dict:
       run["rates"].append(args.steps / dt)
       run.setdefault("other_cpu", []).append(watch.other_cpu())
       run.setdefault("cores_used", []).append(watch.own_cores())
+      run.setdefault("faults_per_step", []).append(round(watch.faults() / args.steps))
       print(f"  round {r} {name:15s} {args.steps / dt:6.3f} steps/s "
             f"(others used {run['other_cpu'][-1]} cores)", file=sys.stderr, flush=True)
   out = {}
@@ -154,6 +155,7 @@ def overhead(args, dtype) -> dict:
                  "rates": rates, "compile_s": run["compile_s"],
                  "other_cpu": run.get("other_cpu"),
                  "cores_used": run.get("cores_used"),
+                 "faults_per_step": run.get("faults_per_step"),
                  "traces": run["traces"]["n"], "jit_cache_size": cache_size(run["dp"])}
   base = out.get("erm", {}).get("steps_per_s")
   for rec in out.values():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -242,6 +243,15 @@ def diag_section(rep):
   return "\n".join(out)
 
 
+def faults_of(per_step) -> str:
+  """Median minor page faults per step (a list per round, or one number)."""
+  if per_step is None:
+    return ""
+  if isinstance(per_step, list):
+    per_step = statistics.median(per_step)
+  return f"{per_step:,.0f}"
+
+
 def train_section(rep):
   flags = rep["machine"].get("xla_flags")
   title = "### Training overhead (PreActResNet-18, CIFAR 32×32, 1 device"
@@ -260,14 +270,15 @@ def train_section(rep):
     rows.append([name, fmt(r["steps_per_s"], 3), fmt(r["images_per_s"]),
                  f"{r.get('slowdown_vs_erm_pct', 0):+.1f}%",
                  "✓" if r.get("slowdown_vs_erm_pct", 0) <= 5 else "✗",
-                 fmt(r["compile_s"]), r["traces"]])
+                 fmt(r["compile_s"]), r["traces"], faults_of(r.get("faults_per_step"))])
   pt = rep.get("pytorch")
   if pt:
     r = pt["result"]
     rows.append([f"PyTorch {pt['versions']['torch']} (no mixing, {pt['threads']} threads)",
-                 fmt(r["steps_per_s"], 3), fmt(r["images_per_s"]), "", "", "", ""])
+                 fmt(r["steps_per_s"], 3), fmt(r["images_per_s"]), "", "", "", "",
+                 faults_of(r.get("faults_per_step"))])
   out.append(table(["method", "steps/s", "images/s", "vs erm", "≤5%", "compile s",
-                    "traces"], rows))
+                    "traces", "page faults/step"], rows))
   rc = rep.get("recompile")
   if rc:
     out += ["", f"Recompile check: {rc['steps']} `manifold_mixup` steps at batch "

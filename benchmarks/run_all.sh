@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark in turn (about 30 minutes on 2 CPU cores) and writes
+# Runs every benchmark in turn (about 35 minutes on 2 CPU cores) and writes
 # benchmarks/results/*.json and RESULTS.md. Each script first waits (up to 10
 # minutes) for the 1-minute load average to fall below $WAIT_LOAD.
 #   benchmarks/run_all.sh                 # peers too, if benchmarks/.venv-peers exists
@@ -26,6 +26,9 @@ if [ -n "${REF:-}" ]; then
   fi
 fi
 $PY benchmarks/bench_train.py "${PEERS[@]}" --wait-load "$WAIT_LOAD" ${TRAIN_ARGS:-}
+if [ "$HAVE_JEMALLOC" = 1 ]; then
+  $PY benchmarks/bench_train.py --allocator jemalloc "${PEERS[@]}" --wait-load "$WAIT_LOAD" ${TRAIN_ARGS:-}
+fi
 # The same compiled with XLA's default options (on CPU: convolutions on YNNPACK).
 $PY benchmarks/bench_train.py "${PEERS[@]}" --xla-defaults \
     --wait-load "$WAIT_LOAD" --out benchmarks/results/train_xla_defaults.json ${TRAIN_ARGS:-}
