@@ -83,6 +83,19 @@ def ensure_allocator(mode: str) -> None:
   os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
+def run_peer(python: str, args: list[str], allocator: str) -> dict:
+  """Runs ``bench_peers.py ARGS`` in the peers venv's ``python`` under ``allocator``.
+
+  Its stderr is passed on; returns the JSON object it prints last.
+  """
+  cmd = [python, os.path.join(HERE, "bench_peers.py"), *args]
+  proc = subprocess.run(cmd, capture_output=True, text=True, env=allocator_env(allocator))
+  sys.stderr.write(proc.stderr)
+  if proc.returncode:
+    raise RuntimeError(f"peers failed: {' '.join(cmd)}")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def cpu_model() -> str:
   try:
     out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout

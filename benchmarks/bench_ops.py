@@ -35,10 +35,8 @@ in on every call).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -255,15 +253,8 @@ def hlo_of(fn, args):
 # ---------------------------------------------------------------------------- main
 
 def run_peers(python: str, shape: str, dtypes: str, repeats: int):
-  script = os.path.join(_common.HERE, "bench_peers.py")
-  cmd = [python, script, "ops", "--shape", shape, "--dtypes", dtypes,
-         "--repeats", str(repeats)]
-  proc = subprocess.run(cmd, capture_output=True, text=True,
-                        env=_common.allocator_env(ARGS.allocator))
-  sys.stderr.write(proc.stderr)
-  if proc.returncode:
-    raise RuntimeError(f"peers failed: {' '.join(cmd)}")
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+  return _common.run_peer(python, ["ops", "--shape", shape, "--dtypes", dtypes,
+                                   "--repeats", str(repeats)], ARGS.allocator)
 
 
 def main():

@@ -5,8 +5,9 @@ PyTorch PreActResNet-18 SGD step. Runs in the optional peers venv (no jax):
   benchmarks/.venv-peers/bin/pip install -r benchmarks/requirements-peers.txt
   benchmarks/.venv-peers/bin/python benchmarks/bench_peers.py ops --shape cifar
   benchmarks/.venv-peers/bin/python benchmarks/bench_peers.py train
+  benchmarks/.venv-peers/bin/python benchmarks/bench_peers.py parts
 
-Normally ``bench_ops.py --peers`` and ``bench_train.py --peers`` call it as a
+Normally ``bench_ops.py``, ``bench_train.py`` and ``bench_backward.py`` call it (``--peers``) as a
 subprocess, shape by shape, in the same run as mixjax's own timings; it prints
 one JSON object on stdout.
 
@@ -108,6 +109,10 @@ def run_ops(args) -> dict:
   return out
 
 
+# (spatial size, channels) of PreActResNet-18's four stages on 32×32 inputs.
+CONV_STAGES = ((32, 64), (16, 128), (8, 256), (4, 512))
+
+
 def preact_resnet18(torch, num_classes=10):
   """The mixup-cifar10 PreActResNet-18 (the model mixjax's Flax one mirrors)."""
   nn, F = torch.nn, torch.nn.functional
@@ -190,6 +195,47 @@ def run_train(args) -> dict:
           "result": rec}
 
 
+def _conv_parts(torch, a, w, g) -> dict:
+  """A 3×3 convolution's forward, input gradient and weight gradient as callables."""
+  F, grad = torch.nn.functional, torch.nn.grad
+  return {"forward": lambda: F.conv2d(a, w, padding=1),
+          "input_grad": lambda: grad.conv2d_input(a.shape, w, g, padding=1),
+          "weight_grad": lambda: grad.conv2d_weight(a, w.shape, g, padding=1)}
+
+
+def run_parts(args) -> dict:
+  """The PyTorch step's parts: forward, forward + backward, and one 3×3 convolution's
+  forward, input gradient and weight gradient per stage shape (what ``bench_backward.py``
+  times in JAX)."""
+  torch = _torch()
+  torch.manual_seed(0)
+  model = preact_resnet18(torch)
+  model.train()
+  x = torch.randn(args.batch_size, 3, 32, 32)
+  y = torch.randint(0, 10, (args.batch_size,))
+
+  def forward():
+    with torch.no_grad():
+      return model(x)
+
+  def forward_backward():
+    model.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+
+  out = {"model": {}, "conv": []}
+  for name, fn in (("forward", forward), ("forward_backward", forward_backward)):
+    out["model"][name] = _common.stats(_time(fn, args.repeats, 1))
+  for size, ch in CONV_STAGES:
+    a = torch.randn(args.batch_size, ch, size, size)
+    w = torch.randn(ch, ch, 3, 3) * 0.05
+    g = torch.randn(args.batch_size, ch, size, size)
+    out["conv"].append({"size": size, "channels": ch, **{
+        k: _common.stats(_time(fn, args.repeats, 1))
+        for k, fn in _conv_parts(torch, a, w, g).items()}})
+  return {"threads": torch.get_num_threads(), "versions": {"torch": torch.__version__},
+          "batch_size": args.batch_size, **out}
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -204,8 +250,11 @@ def main():
   t.add_argument("--steps", type=int, default=10)
   t.add_argument("--warmup", type=int, default=2)
   t.add_argument("--channels-last", action="store_true")
+  q = sub.add_parser("parts", help="PyTorch step's forward / backward and conv gradients")
+  q.add_argument("--batch-size", type=int, default=128)
+  q.add_argument("--repeats", type=int, default=5)
   args = p.parse_args()
-  result = run_ops(args) if args.cmd == "ops" else run_train(args)
+  result = {"ops": run_ops, "train": run_train, "parts": run_parts}[args.cmd](args)
   result["loadavg_end"] = _common.loadavg()
   json.dump(result, sys.stdout)
   sys.stdout.write("\n")

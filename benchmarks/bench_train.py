@@ -24,9 +24,7 @@ and threads the same) via ``bench_peers.py train`` in that interpreter.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 
@@ -193,14 +191,8 @@ def recompile_check(args, dtype, method_name="manifold_mixup") -> dict:
 
 
 def run_peer_train(python: str, args) -> dict:
-  cmd = [python, os.path.join(_common.HERE, "bench_peers.py"), "train",
-         "--batch-size", str(args.batch_size), "--steps", str(args.peer_steps)]
-  proc = subprocess.run(cmd, capture_output=True, text=True,
-                        env=_common.allocator_env(ARGS.allocator))
-  sys.stderr.write(proc.stderr)
-  if proc.returncode:
-    raise RuntimeError(f"peer train failed: {' '.join(cmd)}")
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+  return _common.run_peer(python, ["train", "--batch-size", str(args.batch_size),
+                                   "--steps", str(args.peer_steps)], ARGS.allocator)
 
 
 def main():

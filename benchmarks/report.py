@@ -58,6 +58,7 @@ def max_other(rep):
   for r in rep.get("overhead", {}).values():
     vals += r.get("other_cpu") or []
   vals += [r.get("other_cpu") for r in rep.get("results", []) if isinstance(r, dict)]
+  vals.append((rep.get("pytorch") or {}).get("other_cpu"))
   vals = [v for v in vals if v is not None]
   return max(vals) if vals else None
 
@@ -322,6 +323,29 @@ def cpu_options_section(rep):
   return "\n".join(out)
 
 
+def backward_section(rep):
+  out = ["### Forward vs backward, and a convolution's three parts (`bench_backward.py`)", "",
+         header_of(rep), "",
+         f"Batch {rep['args']['batch_size']}, float32, {rep['args']['rounds']} interleaved "
+         "rounds, median ms; ops counted in the compiled HLO text (fused bodies "
+         "included). PyTorch (NCHW, same shapes) ran right after in the peers venv.", ""]
+  pt = rep.get("pytorch") or {}
+  peer = {("model", k): v for k, v in pt.get("model", {}).items()}
+  for c in pt.get("conv", []):
+    for part in ("forward", "input_grad", "weight_grad"):
+      peer[(f"conv {c['size']}x{c['size']}x{c['channels']}", part)] = c[part]
+  rows = []
+  for r in rep["results"]:
+    p = peer.get((r["what"], r["part"]))
+    rows.append([r["what"], r["part"], fmt(r["median_ms"]),
+                 fmt(p["median_ms"]) if p else "",
+                 f"{r['median_ms'] / p['median_ms']:.2f}×" if p else "",
+                 r["hlo"]["convolution"], r["hlo"]["transpose"], r["hlo"]["copy"]])
+  out.append(table(["program", "part", "mixjax ms", "PyTorch ms", "ratio", "convolutions",
+                    "transposes", "copies"], rows))
+  return "\n".join(out)
+
+
 def ab_section(rep):
   out = [f"### Apply kernel before/after (`params.py` at {rep['ref']} vs now, allocator "
          f"`{rep['allocator']}`)", "",
@@ -367,6 +391,8 @@ def main():
   rep = load("cpu_options.json")
   if rep:
     parts += [cpu_options_section(rep), ""]
+  for name in sorted(glob.glob(os.path.join(_common.RESULTS, "backward_*.json"))):
+    parts += [backward_section(load(os.path.basename(name))), ""]
   for name in sorted(glob.glob(os.path.join(_common.RESULTS, "scaling_*.json"))):
     parts += [scaling_section(load(os.path.basename(name))), ""]
   path = os.path.join(_common.RESULTS, "RESULTS.md")

@@ -33,5 +33,8 @@ fi
 $PY benchmarks/bench_train.py "${PEERS[@]}" --xla-defaults \
     --wait-load "$WAIT_LOAD" --out benchmarks/results/train_xla_defaults.json ${TRAIN_ARGS:-}
 $PY benchmarks/bench_cpu_options.py --wait-load "$WAIT_LOAD"
+if [ "$HAVE_JEMALLOC" = 1 ]; then
+  $PY benchmarks/bench_backward.py --allocator jemalloc "${PEERS[@]}" --wait-load "$WAIT_LOAD"
+fi
 $PY benchmarks/bench_scaling.py --wait-load "$WAIT_LOAD"
 $PY benchmarks/report.py
