@@ -13,7 +13,7 @@ variants run in interleaved rounds; medians. With ``--peers`` the same parts of
 the PyTorch model run in the peers venv right after (``bench_peers.py parts``).
 
   python benchmarks/bench_backward.py --allocator jemalloc \\
-      --peers benchmarks/.venv-peers/bin/python        # ~2 min on 2 CPU cores
+      --peers benchmarks/.venv-peers/bin/python        # ~1 min on 2 CPU cores
 """
 
 from __future__ import annotations

@@ -255,7 +255,8 @@ def faults_of(per_step) -> str:
 
 def train_section(rep):
   flags = rep["machine"].get("xla_flags")
-  title = "### Training overhead (PreActResNet-18, CIFAR 32×32, 1 device"
+  title = (f"### Training overhead (PreActResNet-18, CIFAR 32×32, 1 device, allocator "
+           f"`{rep.get('allocator')}`")
   options = rep.get("compiler_options")
   if options is not None:
     title += ("; compiler options " + ", ".join(f"`{k}={v}`" for k, v in options.items())
@@ -328,7 +329,8 @@ def backward_section(rep):
          header_of(rep), "",
          f"Batch {rep['args']['batch_size']}, float32, {rep['args']['rounds']} interleaved "
          "rounds, median ms; ops counted in the compiled HLO text (fused bodies "
-         "included). PyTorch (NCHW, same shapes) ran right after in the peers venv.", ""]
+         "included)." + (" PyTorch (NCHW, same shapes) ran right after in the peers venv."
+                          if rep.get("pytorch") else ""), ""]
   pt = rep.get("pytorch") or {}
   peer = {("model", k): v for k, v in pt.get("model", {}).items()}
   for c in pt.get("conv", []):
