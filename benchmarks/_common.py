@@ -28,6 +28,9 @@ SHAPES = {
     "imagenet128": (128, 224, 224, 3),
 }
 NUM_CLASSES = {"cifar": 10, "imagenet64": 1000, "imagenet128": 1000}
+# (spatial size, channels) of PreActResNet-18's four stages on 32×32 inputs: the
+# convolutions bench_backward.py times in JAX and bench_peers.py in PyTorch.
+CONV_STAGES = ((32, 64), (16, 128), (8, 256), (4, 512))
 
 # glibc serves allocations above 32 MiB with a fresh mmap, so every 38/77 MB
 # output buffer is page-faulted in (and zeroed by the kernel) on every call, in

@@ -50,8 +50,6 @@ import optax  # noqa: E402
 from mixjax.models import preact_resnet18  # noqa: E402
 from mixjax.training import default_compiler_options  # noqa: E402
 
-# (spatial size, channels) of the four stages on 32×32 inputs (as bench_peers.CONV_STAGES).
-CONV_STAGES = ((32, 64), (16, 128), (8, 256), (4, 512))
 DIMS = ("NHWC", "HWIO", "NHWC")
 
 
@@ -104,7 +102,7 @@ def main():
   options = default_compiler_options(jax.devices()[:1])
   programs = {("model", name): p
               for name, p in model_programs(ARGS.batch_size, options).items()}
-  for size, ch in CONV_STAGES:
+  for size, ch in _common.CONV_STAGES:
     for name, p in conv_programs(ARGS.batch_size, size, ch, options).items():
       programs[(f"conv {size}x{size}x{ch}", name)] = p
   times = {key: [] for key in programs}

@@ -109,10 +109,6 @@ def run_ops(args) -> dict:
   return out
 
 
-# (spatial size, channels) of PreActResNet-18's four stages on 32×32 inputs.
-CONV_STAGES = ((32, 64), (16, 128), (8, 256), (4, 512))
-
-
 def preact_resnet18(torch, num_classes=10):
   """The mixup-cifar10 PreActResNet-18 (the model mixjax's Flax one mirrors)."""
   nn, F = torch.nn, torch.nn.functional
@@ -225,7 +221,7 @@ def run_parts(args) -> dict:
   out = {"model": {}, "conv": []}
   for name, fn in (("forward", forward), ("forward_backward", forward_backward)):
     out["model"][name] = _common.stats(_time(fn, args.repeats, 1))
-  for size, ch in CONV_STAGES:
+  for size, ch in _common.CONV_STAGES:
     a = torch.randn(args.batch_size, ch, size, size)
     w = torch.randn(ch, ch, 3, 3) * 0.05
     g = torch.randn(args.batch_size, ch, size, size)
