@@ -261,6 +261,7 @@ def main():
   load_start = _common.wait_for_quiet(ARGS.wait_load)
   started = time.time()
   dev = jax.devices()[0]
+  on_cpu = dev.platform == "cpu"
   report = {
       "benchmark": "ops",
       "date": _common.now(),
@@ -298,10 +299,12 @@ def main():
             file=sys.stderr, flush=True)
       watch = _common.CpuWatch()
       times = bench_variants(variants, repeats, ARGS.rounds)
-      times["floor/numpy_copyto"] = copyto_times(np.asarray(x_np), repeats)
+      if on_cpu:   # the host's memcpy is a floor only for ops that run on the host
+        times["floor/numpy_copyto"] = copyto_times(np.asarray(x_np), repeats)
       nbytes = x.size * x.dtype.itemsize
       copy_ms = _common.stats(times["floor/jit_copy"])["median_ms"]
-      copyto_ms = _common.stats(times["floor/numpy_copyto"])["median_ms"]
+      copyto_ms = (_common.stats(times["floor/numpy_copyto"])["median_ms"]
+                   if on_cpu else None)
       load_now, other = _common.loadavg(), watch.other_cpu()
       report["blocks"].append({"shape": shape_name, "dtype": dtype_name,
                                "loadavg": load_now, "other_cpu": other})
@@ -314,11 +317,11 @@ def main():
         rec["images_per_s"] = shape[0] * 1e3 / ms
         rec["gb_per_s"] = 2 * nbytes / (ms * 1e-3) / 1e9   # read x + write x̃
         rec["vs_jit_copy"] = ms / copy_ms
-        rec["vs_copyto"] = ms / copyto_ms
+        rec["vs_copyto"] = ms / copyto_ms if copyto_ms else None
         report["results"].append(rec)
+        vs_copyto = f"{rec['vs_copyto']:6.2f}x copyto" if copyto_ms else ""
         print(f"  {shape_name:11s} {dtype_name:8s} {name:28s} {ms:9.3f} ms "
-              f"{rec['vs_jit_copy']:6.2f}x copy  {rec['vs_copyto']:6.2f}x copyto",
-              file=sys.stderr, flush=True)
+              f"{rec['vs_jit_copy']:6.2f}x copy  {vs_copyto}", file=sys.stderr, flush=True)
       # HLO of the public ops (float32 only: the structure does not change).
       if dtype_name == "float32":
         for op in OPS:
@@ -340,7 +343,10 @@ def main():
       report["peers"].append(peers)
   report["loadavg_end"] = _common.loadavg()
   report["wall_s"] = round(time.time() - started, 1)
-  out = ARGS.out or os.path.join(_common.RESULTS, f"ops_{report['allocator']}.json")
+  # CPU results are named by allocator (ops_default.json, ops_jemalloc.json),
+  # others by platform (ops_gpu.json), so a GPU run never overwrites a CPU one.
+  name = report["allocator"] if on_cpu else dev.platform
+  out = ARGS.out or os.path.join(_common.RESULTS, f"ops_{name}.json")
   _common.save_json(out, report)
 
 

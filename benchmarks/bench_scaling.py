@@ -49,6 +49,9 @@ def parse_args():
   return p.parse_args()
 
 
+TOO_FEW_DEVICES = 3   # the worker's exit status when the machine has fewer devices
+
+
 def worker(args) -> dict:
   """Runs in the subprocess: times the mapped step on ``args.worker`` devices."""
   import jax
@@ -69,7 +72,8 @@ def worker(args) -> dict:
   n = args.worker
   devices = jax.devices()
   if len(devices) < n:
-    raise SystemExit(f"asked for {n} devices, {len(devices)} available")
+    print(f"asked for {n} devices, {len(devices)} available", file=sys.stderr)
+    raise SystemExit(TOO_FEW_DEVICES)
   devices = devices[:n]
   batch_size = args.per_device_batch * n if args.per_device_batch else args.batch_size
   dtype = jnp.dtype(args.dtype)
@@ -122,7 +126,7 @@ def main():
   started = time.time()
   report = {"benchmark": "scaling", "date": _common.now(), "machine": _common.machine(),
             "platform": args.platform, "allocator": args.allocator,
-            "loadavg_start": load_start, "args": vars(args), "results": []}
+            "loadavg_start": load_start, "args": vars(args), "results": [], "skipped": []}
   for n in [int(v) for v in args.devices.split(",")]:
     env = _common.allocator_env(args.allocator)
     if args.platform == "cpu":
@@ -132,6 +136,11 @@ def main():
         a for a in sys.argv[1:]]
     watch = _common.CpuWatch()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode == TOO_FEW_DEVICES:   # e.g. --devices 1,2,4,8 on a 1-GPU machine
+      why = proc.stderr.strip().splitlines()[-1]
+      print(f"  {n} device(s): skipped, {why}", file=sys.stderr, flush=True)
+      report["skipped"].append({"devices": n, "why": why})
+      continue
     if proc.returncode:
       sys.stderr.write(proc.stderr)
       raise SystemExit(f"worker for {n} devices failed")

@@ -225,7 +225,10 @@ def main():
     report["pytorch"]["other_cpu"] = watch.other_cpu()
   report["loadavg_end"] = _common.loadavg()
   report["wall_s"] = round(time.time() - started, 1)
-  suffix = "xla_defaults" if ARGS.xla_defaults else report["allocator"]
+  if dev.platform != "cpu":   # train_gpu_bfloat16.json: never overwrites a CPU result
+    suffix = f"{dev.platform}_{ARGS.dtype}"
+  else:
+    suffix = "xla_defaults" if ARGS.xla_defaults else report["allocator"]
   out = ARGS.out or os.path.join(_common.RESULTS, f"train_{suffix}.json")
   _common.save_json(out, report)
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The GPU benchmarks (section 4 of benchmarks/README.md), on a machine with one
+# or more GPUs: the ops in float32 and bfloat16, the PreActResNet-18 CIFAR train
+# step in bfloat16 and float32, and the mapped step on 1, 2, 4, 8 GPUs (strong
+# and weak scaling; counts the machine lacks are skipped and listed as such).
+# Writes benchmarks/results/ops_gpu.json, train_gpu_<dtype>.json,
+# scaling_gpu.json, scaling_gpu_weak.json and RESULTS.md; the CPU results are
+# left as they are.
+#   benchmarks/run_gpu.sh                 # 1, 2, 4, 8 GPUs, as many as the machine has
+#   DEVICES=1,2 benchmarks/run_gpu.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+DEVICES=${DEVICES:-1,2,4,8}
+$PY benchmarks/bench_ops.py --platform gpu --dtypes float32,bfloat16
+for dtype in bfloat16 float32; do
+  $PY benchmarks/bench_train.py --platform gpu --dtype "$dtype" --steps 50 --rounds 3
+done
+$PY benchmarks/bench_scaling.py --platform gpu --devices "$DEVICES" --dtype bfloat16 \
+    --batch-size 1024 --steps 50
+$PY benchmarks/bench_scaling.py --platform gpu --devices "$DEVICES" --dtype bfloat16 \
+    --per-device-batch 256 --steps 50 --out benchmarks/results/scaling_gpu_weak.json
+$PY benchmarks/report.py
