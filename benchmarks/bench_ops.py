@@ -125,24 +125,32 @@ def _block(out):
 def bench_variants(variants: dict, repeats: int, rounds: int) -> dict:
   """Times each ``name -> (fn, make_args)`` with interleaved rounds.
 
-  ``make_args(i)`` returns the call's arguments (a fresh key per call); it is
+  ``make_args(i)`` returns the arguments of the variant's ``i``-th call, ``i`` in
+  ``range(calls_per_variant(repeats, rounds))``, each with its own key; it is
   called before the clock starts. Returns ``name -> list of seconds``.
   """
   times = {name: [] for name in variants}
-  for fn, make_args in variants.values():      # compile + warm up
-    for i in range(2):
-      _block(fn(*make_args(10_000 + i)))
   per_round = max(1, repeats // rounds)
-  call = 0
-  for _ in range(rounds):
+  timed = per_round * rounds
+  for fn, make_args in variants.values():      # compile + warm up: the last keys
+    for i in range(WARMUP_CALLS):
+      _block(fn(*make_args(timed + i)))
+  for r in range(rounds):
     for name, (fn, make_args) in variants.items():
-      for _ in range(per_round):
-        args = make_args(call)
-        call += 1
+      for j in range(per_round):
+        args = make_args(r * per_round + j)
         t0 = time.perf_counter()
         _block(fn(*args))
         times[name].append(time.perf_counter() - t0)
   return times
+
+
+WARMUP_CALLS = 2
+
+
+def calls_per_variant(repeats: int, rounds: int) -> int:
+  """How many calls :func:`bench_variants` makes of each variant (so: keys)."""
+  return max(1, repeats // rounds) * rounds + WARMUP_CALLS
 
 
 def copyto_times(x: np.ndarray, repeats: int) -> list[float]:
@@ -183,7 +191,7 @@ def op_fn(op: str, mode: str, num_classes: int, pairing: str = "permute"):
 
 
 def main_variants(x, y, keys, num_classes):
-  at = lambda i: keys[i % len(keys)]
+  at = lambda i: keys[i]   # bench_variants never asks past the end
   copy = jax.jit(lambda x: x * 1)
   v = {"floor/jit_copy": (copy, lambda i: (x,))}
   for op in OPS:
@@ -194,7 +202,7 @@ def main_variants(x, y, keys, num_classes):
 
 def diagnostic_variants(x, y, keys, num_classes):
   b, h, w = x.shape[:3]
-  at = lambda i: keys[i % len(keys)]
+  at = lambda i: keys[i]   # bench_variants never asks past the end
   v = {}
   for mode in MODES:
     v[f"sample/mixup/{mode}"] = (
@@ -291,7 +299,7 @@ def main():
       x_np = rng.random(shape, np.float32).astype(dtype)
       x = jax.device_put(x_np)
       y = jnp.asarray(np.arange(shape[0]) % k, jnp.int32)
-      keys = make_keys(64)
+      keys = make_keys(calls_per_variant(repeats, ARGS.rounds))   # never reused
       variants = main_variants(x, y, keys, k)
       if dtype_name in diagnose:
         variants.update(diagnostic_variants(x, y, keys, k))

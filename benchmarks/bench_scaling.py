@@ -137,7 +137,7 @@ def main():
     watch = _common.CpuWatch()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode == TOO_FEW_DEVICES:   # e.g. --devices 1,2,4,8 on a 1-GPU machine
-      why = proc.stderr.strip().splitlines()[-1]
+      why = next(line for line in proc.stderr.splitlines() if line.startswith("asked for"))
       print(f"  {n} device(s): skipped, {why}", file=sys.stderr, flush=True)
       report["skipped"].append({"devices": n, "why": why})
       continue

@@ -256,7 +256,9 @@ def faults_of(per_step) -> str:
 
 def train_section(rep):
   flags = rep["machine"].get("xla_flags")
-  title = (f"### Training overhead (PreActResNet-18, CIFAR 32×32, 1 device, allocator "
+  device = rep.get("device", "cpu")
+  where = "1 device" if device.startswith("cpu") else f"1 {device.split(':', 1)[-1]}"
+  title = (f"### Training overhead (PreActResNet-18, CIFAR 32×32, {where}, allocator "
            f"`{rep.get('allocator')}`")
   options = rep.get("compiler_options")
   if options is not None:
@@ -293,7 +295,10 @@ def train_section(rep):
 def scaling_section(rep):
   devices = ("forced devices share the cores" if rep["platform"] == "cpu" else
              rep["results"][0]["device_kind"] if rep["results"] else "")
-  out = [f"### Scaling ({rep['platform']}, {devices})", "",
+  per_device = rep["args"].get("per_device_batch")
+  kind = (f"weak scaling, {per_device} per device" if per_device else
+          f"strong scaling, global batch {rep['args']['batch_size']}")
+  out = [f"### Scaling ({rep['platform']}, {devices}; {kind}, {rep['args']['dtype']})", "",
          f"{rep['date']}; {rep['machine']['cpu']}, {rep['machine']['cores']} cores; "
          f"load average before {rep['loadavg_start']}; other processes used at most "
          f"{max_other(rep)} cores", ""]
@@ -306,7 +311,7 @@ def scaling_section(rep):
            fmt(r["compile_s"])]
           for r in rep["results"]]
   out.append(table(["devices", "global batch", "per device", "steps/s", "images/s",
-                    "vs 1 device", "CPU cores busy", "compile s"], rows))
+                    "vs 1 device", "host cores busy", "compile s"], rows))
   for skip in rep.get("skipped", []):
     out += ["", f"{skip['devices']} devices: not run ({skip['why']})."]
   return "\n".join(out)

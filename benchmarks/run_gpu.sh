@@ -12,6 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 DEVICES=${DEVICES:-1,2,4,8}
+# Fail early, and say why, when jax has no GPU backend (a CPU-only jaxlib).
+$PY -c "import jax; print('GPUs:', [d.device_kind for d in jax.devices('gpu')])" || {
+  echo 'jax sees no GPU: install a CUDA jax first, e.g. pip install -U "jax[cuda13]"' >&2
+  exit 1
+}
 $PY benchmarks/bench_ops.py --platform gpu --dtypes float32,bfloat16
 for dtype in bfloat16 float32; do
   $PY benchmarks/bench_train.py --platform gpu --dtype "$dtype" --steps 50 --rounds 3
