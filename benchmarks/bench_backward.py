@@ -2,18 +2,20 @@
 three convolutions of a layer (forward, input gradient, weight gradient).
 
 Section 3 of the README found PyTorch's step faster than ours once both sides
-use jemalloc. This script splits the step to say where: the model's forward
-pass in training mode (BatchNorm batch statistics) and its forward + backward
-pass (gradient of the cross-entropy, no optimizer), compiled as
-``DataParallel`` compiles on CPU (``default_compiler_options``), with the
-compiled program's convolution, transpose and copy ops counted; then one 3×3
+use jemalloc. This script splits the step to say where: the whole ERM step
+(``DataParallel``, as ``bench_train.py`` times it), the model's forward pass in
+training mode (BatchNorm batch statistics), its forward + backward pass
+(gradient of the cross-entropy, no optimizer), the on-device augmentation and
+the optimizer update, each compiled as ``DataParallel`` compiles on CPU
+(``default_compiler_options``), with the compiled program's convolution,
+transpose and copy ops counted; then one 3×3
 convolution per stage shape (32×32×64 … 4×4×512, batch 128): its forward pass,
 its input gradient and its weight gradient, each its own jitted program. All
 variants run in interleaved rounds; medians. With ``--peers`` the same parts of
 the PyTorch model run in the peers venv right after (``bench_peers.py parts``).
 
   python benchmarks/bench_backward.py --allocator jemalloc \\
-      --peers benchmarks/.venv-peers/bin/python        # ~1 min on 2 CPU cores
+      --peers benchmarks/.venv-peers/bin/python        # ~2 min on 2 CPU cores
 """
 
 from __future__ import annotations
@@ -47,15 +49,70 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
+from mixjax.data import normalize, random_crop_flip  # noqa: E402
 from mixjax.models import preact_resnet18  # noqa: E402
-from mixjax.training import default_compiler_options  # noqa: E402
+from mixjax.training import (  # noqa: E402
+  Augment,
+  DataParallel,
+  Method,
+  create_train_state,
+  default_compiler_options,
+  make_eval_step,
+  make_optimizer,
+  make_train_step,
+)
 
 DIMS = ("NHWC", "HWIO", "NHWC")
 
 
-def hlo_counts(compiled) -> dict:
+def hlo_counts(compiled) -> dict | None:
+  if not hasattr(compiled, "as_text"):
+    return None
   text = compiled.as_text()
   return {op: text.count(f" {op}(") for op in ("convolution", "transpose", "copy")}
+
+
+class Stepper:
+  """The whole ERM train step as ``bench_train.py`` times it (``DataParallel``,
+  one device, state donated): each call runs one step on the previous state."""
+
+  def __init__(self, batch_size: int):
+    model = preact_resnet18(num_classes=10)
+    augment = Augment(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
+    self.dp = DataParallel(make_train_step(model, Method.from_preset("erm"), 10, augment),
+                           make_eval_step(model, augment), devices=jax.devices()[:1])
+    self.state = self.dp.put_state(create_train_state(
+        model, jax.random.key(0), (32, 32, 3), make_optimizer(0.1)))
+    rng = np.random.default_rng(0)
+    self.batch = {"image": rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8),
+                  "label": rng.integers(0, 10, (batch_size,), dtype=np.int32)}
+    self.key = jax.random.key(1)
+
+  def __call__(self):
+    self.state, metrics = self.dp.train_step(self.state, self.batch, self.key)
+    return metrics
+
+
+def step_part_programs(batch_size: int, options: dict) -> dict:
+  """The step's parts besides the model: augmentation and the optimizer update."""
+  model = preact_resnet18(num_classes=10)
+  state = create_train_state(model, jax.random.key(0), (32, 32, 3), make_optimizer(0.1))
+  grads = jax.tree.map(lambda p: jnp.full_like(p, 1e-3), state.params)
+  augment = Augment(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (batch_size, 32, 32, 3)),
+                       jnp.uint8)
+
+  def augment_fn(key, images):   # what the train step does before the model
+    return normalize(random_crop_flip(key, images, padding=augment.padding,
+                                      flip=augment.flip), augment.mean, augment.std)
+
+  def optimizer_fn(state, grads):   # SGD, Nesterov momentum, weight decay (not donated)
+    return state.apply_gradients(grads=grads, batch_stats=state.batch_stats)
+
+  return {"augment": (jax.jit(augment_fn).lower(jax.random.key(2), images)
+                      .compile(compiler_options=options), (jax.random.key(2), images)),
+          "optimizer": (jax.jit(optimizer_fn).lower(state, grads)
+                        .compile(compiler_options=options), (state, grads))}
 
 
 def model_programs(batch_size: int, options: dict) -> dict:
@@ -100,8 +157,11 @@ def main():
   load_start = _common.wait_for_quiet(ARGS.wait_load)
   started = time.time()
   options = default_compiler_options(jax.devices()[:1])
-  programs = {("model", name): p
-              for name, p in model_programs(ARGS.batch_size, options).items()}
+  programs = {("model", "train_step"): (Stepper(ARGS.batch_size), ())}
+  programs.update({("model", name): p
+                   for name, p in model_programs(ARGS.batch_size, options).items()})
+  programs.update({("model", name): p
+                   for name, p in step_part_programs(ARGS.batch_size, options).items()})
   for size, ch in _common.CONV_STAGES:
     for name, p in conv_programs(ARGS.batch_size, size, ch, options).items():
       programs[(f"conv {size}x{size}x{ch}", name)] = p

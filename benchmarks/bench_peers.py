@@ -218,9 +218,20 @@ def run_parts(args) -> dict:
     model.zero_grad(set_to_none=True)
     torch.nn.functional.cross_entropy(model(x), y).backward()
 
+  opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
+                        weight_decay=1e-4)
+
+  def train_step():   # as run_train's step
+    opt.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+
   out = {"model": {}, "conv": []}
-  for name, fn in (("forward", forward), ("forward_backward", forward_backward)):
+  for name, fn in (("train_step", train_step), ("forward", forward),
+                   ("forward_backward", forward_backward)):
     out["model"][name] = _common.stats(_time(fn, args.repeats, 1))
+  forward_backward()   # gradients in place for the optimizer alone
+  out["model"]["optimizer"] = _common.stats(_time(opt.step, args.repeats, 1))
   for size, ch in _common.CONV_STAGES:
     a = torch.randn(args.batch_size, ch, size, size)
     w = torch.randn(ch, ch, 3, 3) * 0.05

@@ -351,8 +351,9 @@ def backward_section(rep):
     p = peer.get((r["what"], r["part"]))
     rows.append([r["what"], r["part"], fmt(r["median_ms"]),
                  fmt(p["median_ms"]) if p else "",
-                 f"{r['median_ms'] / p['median_ms']:.2f}×" if p else "",
-                 r["hlo"]["convolution"], r["hlo"]["transpose"], r["hlo"]["copy"]])
+                 f"{r['median_ms'] / p['median_ms']:.2f}×" if p else ""]
+                + [r["hlo"][op] if r["hlo"] else "–" for op in ("convolution", "transpose",
+                                                                 "copy")])
   out.append(table(["program", "part", "mixjax ms", "PyTorch ms", "ratio", "convolutions",
                     "transposes", "copies"], rows))
   return "\n".join(out)
