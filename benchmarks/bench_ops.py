@@ -12,7 +12,10 @@ For each shape (CIFAR 256×32×32×3, ImageNet 64 and 128×224×224×3) and dtyp
 * diagnostics (``--diagnose``, on by default for float32): the sampling alone,
   λ alone (mixjax's sampler and ``jax.random.beta``, α = 1 and 0.2), the
   permutation alone, the apply kernel alone on drawn params, the
-  ``x[perm]`` gather in several spellings, and Mixup with static pairings.
+  ``x[perm]`` gather in several spellings, Mixup with static pairings, and a
+  third floor, ``floor/blend_self``: ``λx + (1 − λ)x`` with a fresh runtime λ,
+  one fused blend with no partner and no sampling (XLA compiles ``x * 1`` to
+  a plain copy, so this is what any blend costs over the copy).
 
 It also compiles each op and reads its HLO: the number of kernels XLA runs,
 ``while`` loops (threefry on CPU; ``jax.random.beta``'s Gamma rejection, which
@@ -245,6 +248,11 @@ def diagnostic_variants(x, y, keys, num_classes):
       jax.jit(lambda x, p: x.at[p].get(mode="promise_in_bounds")),
       lambda i: (x, perm))
   v["gather/static_flip"] = (jax.jit(lambda x: x[::-1]), lambda i: (x,))
+  # A blend with no partner: the floor of any fused blend (computed in float32).
+  lams = jax.block_until_ready(list(jax.random.uniform(jax.random.key(7), (len(keys),))))
+  v["floor/blend_self"] = (
+      jax.jit(lambda lam, x: (lam * x + (1 - lam) * x).astype(x.dtype)),
+      lambda i: (lams[i], x))
   # Whole ops with static pairings (no permutation, a static reverse / roll).
   for pairing in ("flip", "roll"):
     v[f"mixup/batch/{pairing}"] = (op_fn("mixup", "batch", num_classes, pairing),

@@ -254,7 +254,7 @@ def faults_of(per_step) -> str:
   return f"{per_step:,.0f}"
 
 
-def train_section(rep):
+def train_section(rep, name=""):
   flags = rep["machine"].get("xla_flags")
   device = rep.get("device", "cpu")
   where = "1 device" if device.startswith("cpu") else f"1 {device.split(':', 1)[-1]}"
@@ -264,7 +264,8 @@ def train_section(rep):
   if options is not None:
     title += ("; compiler options " + ", ".join(f"`{k}={v}`" for k, v in options.items())
               if options else "; XLA's default compiler options")
-  out = [title + (f"; XLA_FLAGS `{flags.strip()}`)" if flags else ")"), "",
+  out = [title + (f"; XLA_FLAGS `{flags.strip()}`)" if flags else ")")
+         + (f", `{name}`" if name else ""), "",
          header_of(rep), ""]
   a = rep["args"]
   out.append(f"Batch {a['batch_size']}, {a['dtype']}; {a['rounds']} interleaved rounds × "
@@ -373,16 +374,18 @@ def ab_section(rep):
 
 
 def ops_reports():
-  """(label, report) for ops_<allocator>.json (CPU), then any other ops_*.json (GPU)."""
+  """(label, report) for ops_<allocator>.json (the CPU runs), then every other
+  ``bench_ops.py`` result (GPU runs, partial runs such as blend_floor_*.json)."""
   names = [f"ops_{alloc}.json" for alloc in _common.ALLOCATORS]
-  found = glob.glob(os.path.join(_common.RESULTS, "ops_*.json"))
-  names += sorted(os.path.basename(p) for p in found if os.path.basename(p) not in names)
+  found = sorted(os.path.basename(p) for p in glob.glob(os.path.join(_common.RESULTS, "*.json")))
+  names += [n for n in found if n not in names and (load(n) or {}).get("benchmark") == "ops"]
   out = []
   for name in names:
     rep = load(name)
     if rep:
       on_cpu = rep.get("device", "cpu").startswith("cpu")
-      out.append((f"allocator `{rep['allocator']}`" if on_cpu else rep["device"], rep))
+      label = f"allocator `{rep['allocator']}`" if on_cpu else rep["device"]
+      out.append((label if name.startswith("ops_") else f"{label}, `{name}`", rep))
   return out
 
 
@@ -392,7 +395,7 @@ def main():
            "See `benchmarks/README.md` for what each number means.", ""]
   ops = ops_reports()
   for label, rep in ops:
-    if rep:
+    if rep and "`, `" not in label:   # the full runs; partial runs get their section only
       parts += [f"## Summary, {label}", "", header_of(rep), "",
                 "Median ms per call and ratio to the jitted copy (✗: over the goal: "
                 "ImageNet Mixup ≤ 1.2×, CutMix/policy ≤ 1.5×; CIFAR ≤ 3×).", "",
@@ -413,7 +416,7 @@ def main():
   for name in sorted(glob.glob(os.path.join(_common.RESULTS, "kernel_ab_*.json"))):
     parts += [ab_section(load(os.path.basename(name))), ""]
   for name in sorted(glob.glob(os.path.join(_common.RESULTS, "train_*.json"))):
-    parts += [train_section(load(os.path.basename(name))), ""]
+    parts += [train_section(load(os.path.basename(name)), os.path.basename(name)), ""]
   rep = load("cpu_options.json")
   if rep:
     parts += [cpu_options_section(rep), ""]
