@@ -73,8 +73,9 @@ def hlo_counts(compiled) -> dict | None:
 
 
 class Stepper:
-  """The whole ERM train step as ``bench_train.py`` times it (``DataParallel``,
-  one device, state donated): each call runs one step on the previous state."""
+  """The whole ERM train step as ``bench_train.py`` runs it (``DataParallel``,
+  one device, state donated): each call runs one step on the previous state,
+  and is timed alone (``bench_train.py`` times chunks of steps)."""
 
   def __init__(self, batch_size: int):
     model = preact_resnet18(num_classes=10)

@@ -307,7 +307,8 @@ def main():
       x_np = rng.random(shape, np.float32).astype(dtype)
       x = jax.device_put(x_np)
       y = jnp.asarray(np.arange(shape[0]) % k, jnp.int32)
-      keys = make_keys(calls_per_variant(repeats, ARGS.rounds))   # never reused
+      # One key per call of a variant: no variant sees a key twice.
+      keys = make_keys(calls_per_variant(repeats, ARGS.rounds))
       variants = main_variants(x, y, keys, k)
       if dtype_name in diagnose:
         variants.update(diagnostic_variants(x, y, keys, k))

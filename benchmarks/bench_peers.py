@@ -200,9 +200,9 @@ def _conv_parts(torch, a, w, g) -> dict:
 
 
 def run_parts(args) -> dict:
-  """The PyTorch step's parts: forward, forward + backward, and one 3×3 convolution's
-  forward, input gradient and weight gradient per stage shape (what ``bench_backward.py``
-  times in JAX)."""
+  """The PyTorch step's parts: the whole step, forward, forward + backward, the
+  optimizer update, and one 3×3 convolution's forward, input gradient and weight
+  gradient per stage shape (what ``bench_backward.py`` times in JAX)."""
   torch = _torch()
   torch.manual_seed(0)
   model = preact_resnet18(torch)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU benchmarks (section 4 of benchmarks/README.md), on a machine with one
-# or more GPUs: the ops in float32 and bfloat16, the PreActResNet-18 CIFAR train
-# step in bfloat16 and float32, and the mapped step on 1, 2, 4, 8 GPUs (strong
+# The GPU benchmarks (part 4 of the benchmark issue; "GPU" in
+# benchmarks/README.md), on a machine with one or more GPUs: the ops in
+# float32 and bfloat16, the PreActResNet-18 CIFAR train step in bfloat16 and
+# float32, and the mapped step on 1, 2, 4, 8 GPUs (strong
 # and weak scaling; counts the machine lacks are skipped and listed as such).
 # Writes benchmarks/results/ops_gpu.json, train_gpu_<dtype>.json,
 # scaling_gpu.json, scaling_gpu_weak.json and RESULTS.md; the CPU results are
