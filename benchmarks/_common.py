@@ -32,6 +32,20 @@ NUM_CLASSES = {"cifar": 10, "imagenet64": 1000, "imagenet128": 1000}
 # convolutions bench_backward.py times in JAX and bench_peers.py in PyTorch.
 CONV_STAGES = ((32, 64), (16, 128), (8, 256), (4, 512))
 
+
+def cifar_augment():
+  """The train step's on-device augmentation with CIFAR-10's channel statistics."""
+  from mixjax.training import Augment  # here: jax must not load before ensure_allocator
+  return Augment(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
+
+
+def cifar_batch(batch_size: int, seed: int = 0) -> dict:
+  """A random host batch of uint8 32×32×3 images and int32 labels in [0, 10)."""
+  import numpy as np
+  rng = np.random.default_rng(seed)
+  return {"image": rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8),
+          "label": rng.integers(0, 10, (batch_size,), dtype=np.int32)}
+
 # glibc serves allocations above 32 MiB with a fresh mmap, so every 38/77 MB
 # output buffer is page-faulted in (and zeroed by the kernel) on every call, in
 # XLA and PyTorch alike: 9,408 faults per 38.5 MB. The ``jemalloc`` allocator

@@ -52,7 +52,6 @@ import optax  # noqa: E402
 from mixjax.data import normalize, random_crop_flip  # noqa: E402
 from mixjax.models import preact_resnet18  # noqa: E402
 from mixjax.training import (  # noqa: E402
-  Augment,
   DataParallel,
   Method,
   create_train_state,
@@ -79,14 +78,12 @@ class Stepper:
 
   def __init__(self, batch_size: int):
     model = preact_resnet18(num_classes=10)
-    augment = Augment(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
+    augment = _common.cifar_augment()
     self.dp = DataParallel(make_train_step(model, Method.from_preset("erm"), 10, augment),
                            make_eval_step(model, augment), devices=jax.devices()[:1])
     self.state = self.dp.put_state(create_train_state(
         model, jax.random.key(0), (32, 32, 3), make_optimizer(0.1)))
-    rng = np.random.default_rng(0)
-    self.batch = {"image": rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8),
-                  "label": rng.integers(0, 10, (batch_size,), dtype=np.int32)}
+    self.batch = _common.cifar_batch(batch_size)
     self.key = jax.random.key(1)
 
   def __call__(self):
@@ -99,9 +96,8 @@ def step_part_programs(batch_size: int, options: dict) -> dict:
   model = preact_resnet18(num_classes=10)
   state = create_train_state(model, jax.random.key(0), (32, 32, 3), make_optimizer(0.1))
   grads = jax.tree.map(lambda p: jnp.full_like(p, 1e-3), state.params)
-  augment = Augment(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
-  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (batch_size, 32, 32, 3)),
-                       jnp.uint8)
+  augment = _common.cifar_augment()
+  images = jnp.asarray(_common.cifar_batch(batch_size)["image"])
 
   def augment_fn(key, images):   # what the train step does before the model
     return normalize(random_crop_flip(key, images, padding=augment.padding,

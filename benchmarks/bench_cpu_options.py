@@ -31,7 +31,6 @@ import numpy as np  # noqa: E402
 from mixjax.models import preact_resnet18  # noqa: E402
 from mixjax.training import (  # noqa: E402
   CPU_COMPILER_OPTIONS,
-  Augment,
   DataParallel,
   Method,
   create_train_state,
@@ -84,7 +83,7 @@ def main():
   load_start = _common.wait_for_quiet(args.wait_load)
   started, date = time.time(), _common.now()
   model = preact_resnet18(num_classes=10)
-  augment = Augment(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
+  augment = _common.cifar_augment()
   rng = np.random.default_rng(0)
   batch = {"image": rng.integers(0, 256, (args.batch_size, 32, 32, 3), dtype=np.uint8),
            "label": rng.integers(0, 10, (args.batch_size,), dtype=np.int32)}

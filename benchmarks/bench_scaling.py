@@ -60,7 +60,6 @@ def worker(args) -> dict:
 
   from mixjax.models import preact_resnet18
   from mixjax.training import (
-    Augment,
     DataParallel,
     Method,
     create_train_state,
@@ -78,7 +77,7 @@ def worker(args) -> dict:
   batch_size = args.per_device_batch * n if args.per_device_batch else args.batch_size
   dtype = jnp.dtype(args.dtype)
   model = preact_resnet18(num_classes=10, dtype=dtype)
-  augment = Augment(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
+  augment = _common.cifar_augment()
   method = Method.from_preset(args.method)
   dp = DataParallel(make_train_step(model, method, 10, augment, dtype=dtype),
                     make_eval_step(model, augment, dtype=dtype),
@@ -87,9 +86,7 @@ def worker(args) -> dict:
   dp.check_batch_size(batch_size)
   state = dp.put_state(create_train_state(model, jax.random.key(0), (32, 32, 3),
                                           make_optimizer(0.1)))
-  rng = np.random.default_rng(0)
-  batch = {"image": rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8),
-           "label": rng.integers(0, 10, (batch_size,), dtype=np.int32)}
+  batch = _common.cifar_batch(batch_size)
   t0 = time.perf_counter()
   state, metrics = dp.train_step(state, batch, jax.random.key(1))
   jax.block_until_ready(metrics)

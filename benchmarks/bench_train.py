@@ -67,7 +67,6 @@ import mixjax  # noqa: E402
 from mixjax.manifold import sample_plan  # noqa: E402
 from mixjax.models import preact_resnet18  # noqa: E402
 from mixjax.training import (  # noqa: E402
-  Augment,
   DataParallel,
   Method,
   create_train_state,
@@ -82,7 +81,7 @@ def build(method_name: str, batch_size: int, dtype):
   """A DataParallel over one device, its state, and a trace counter."""
   model = preact_resnet18(num_classes=10, dtype=dtype)
   method = Method.from_preset(method_name)
-  augment = Augment(mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
+  augment = _common.cifar_augment()
   inner = make_train_step(model, method, 10, augment, dtype=dtype)
   traces = {"n": 0}
 
@@ -98,12 +97,6 @@ def build(method_name: str, batch_size: int, dtype):
   return dp, dp.put_state(state), traces, model, method
 
 
-def make_batch(batch_size: int, seed: int = 0) -> dict:
-  rng = np.random.default_rng(seed)
-  return {"image": rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8),
-          "label": rng.integers(0, 10, (batch_size,), dtype=np.int32)}
-
-
 def cache_size(dp) -> int | None:
   try:
     return dp._train._cache_size()
@@ -113,7 +106,7 @@ def cache_size(dp) -> int | None:
 
 def overhead(args, dtype) -> dict:
   methods = args.methods.split(",")
-  batch = make_batch(args.batch_size)
+  batch = _common.cifar_batch(args.batch_size)
   runs = {}
   for name in methods:
     dp, state, traces, _, _ = build(name, args.batch_size, dtype)
@@ -165,7 +158,7 @@ def overhead(args, dtype) -> dict:
 def recompile_check(args, dtype, method_name="manifold_mixup") -> dict:
   """Runs ``compile_steps`` steps with fresh keys; counts traces and compiles."""
   dp, state, traces, model, method = build(method_name, args.compile_batch, dtype)
-  batch = make_batch(args.compile_batch, seed=1)
+  batch = _common.cifar_batch(args.compile_batch, seed=1)
   layers = model.mix_layers
 
   @jax.jit
