@@ -49,7 +49,6 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from mixjax.data import normalize, random_crop_flip  # noqa: E402
 from mixjax.models import preact_resnet18  # noqa: E402
 from mixjax.training import (  # noqa: E402
   DataParallel,
@@ -60,6 +59,7 @@ from mixjax.training import (  # noqa: E402
   make_optimizer,
   make_train_step,
 )
+from mixjax.training.step import _prepare  # noqa: E402  (the step's own augmentation)
 
 DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -100,8 +100,7 @@ def step_part_programs(batch_size: int, options: dict) -> dict:
   images = jnp.asarray(_common.cifar_batch(batch_size)["image"])
 
   def augment_fn(key, images):   # what the train step does before the model
-    return normalize(random_crop_flip(key, images, padding=augment.padding,
-                                      flip=augment.flip), augment.mean, augment.std)
+    return _prepare(images, augment, key)
 
   def optimizer_fn(state, grads):   # SGD, Nesterov momentum, weight decay (not donated)
     return state.apply_gradients(grads=grads, batch_stats=state.batch_stats)
