@@ -245,6 +245,13 @@ def diag_section(rep, run_label=None):
   return "\n".join(out)
 
 
+def options_of(options: dict) -> str:
+  """Compiler options as text: each `key=value`, or XLA's defaults when empty."""
+  if not options:
+    return "XLA's default compiler options"
+  return "compiler options " + ", ".join(f"`{k}={v}`" for k, v in options.items())
+
+
 def faults_of(per_step) -> str:
   """Median minor page faults per step (a list per round, or one number)."""
   if per_step is None:
@@ -262,8 +269,7 @@ def train_section(rep, name=""):
            f"`{rep.get('allocator')}`")
   options = rep.get("compiler_options")
   if options is not None:
-    title += ("; compiler options " + ", ".join(f"`{k}={v}`" for k, v in options.items())
-              if options else "; XLA's default compiler options")
+    title += "; " + options_of(options)
   out = [title + (f"; XLA_FLAGS `{flags.strip()}`)" if flags else ")")
          + (f", `{name}`" if name else ""), "",
          header_of(rep), ""]
@@ -305,8 +311,8 @@ def scaling_section(rep):
          f"{max_other(rep)} cores", ""]
   options = rep["results"][0].get("compiler_options") if rep["results"] else None
   if options is not None:
-    out += [("Compiler options " + ", ".join(f"`{k}={v}`" for k, v in options.items())
-             if options else "XLA's default compiler options") + ".", ""]
+    text = options_of(options)
+    out += [text[0].upper() + text[1:] + ".", ""]
   rows = [[r["devices"], r["global_batch"], r["per_device_batch"], fmt(r["steps_per_s"], 3),
            fmt(r["images_per_s"]), fmt(r["vs_first"]), fmt(r.get("cores_used")),
            fmt(r["compile_s"])]
@@ -378,11 +384,11 @@ def ops_reports():
   ``bench_ops.py`` result (GPU runs, partial runs such as blend_floor_*.json)."""
   names = [f"ops_{alloc}.json" for alloc in _common.ALLOCATORS]
   found = sorted(os.path.basename(p) for p in glob.glob(os.path.join(_common.RESULTS, "*.json")))
-  names += [n for n in found if n not in names and (load(n) or {}).get("benchmark") == "ops"]
+  names += [n for n in found if n not in names]
   out = []
   for name in names:
     rep = load(name)
-    if rep:
+    if rep and rep.get("benchmark") == "ops":
       on_cpu = rep.get("device", "cpu").startswith("cpu")
       label = f"allocator `{rep['allocator']}`" if on_cpu else rep["device"]
       full = name.startswith("ops_")
