@@ -14,8 +14,12 @@ import pytest
 
 import mixjax
 from mixjax import models
+from tests.tolerances import NETWORK_ULPS, assert_close_in_ulps, differ_beyond_rounding
 
 LAM = 0.3
+# A blend λ·a + (1 − λ)·b in float32 (1 − λ is exact for λ in [¼, 1]) rounds each
+# product and the sum: at most 1.5 ulps of max(|a|, |b|), whatever the order or FMA.
+BLEND_ULPS = 2
 
 
 def _num_params(model: nn.Module, shape: tuple[int, ...]) -> int:
@@ -56,8 +60,11 @@ def _plan(layer: int, batch: int) -> mixjax.MixPlan:
   return mixjax.MixPlan(layer=jnp.int32(layer), params=params)
 
 
-def _mix(hidden: chex.Array) -> chex.Array:
-  return LAM * hidden + (1 - LAM) * hidden[::-1]
+def _exact_mix(hidden: chex.Array) -> np.ndarray:
+  """What ``_plan(k)`` makes of ``hidden``, in float64 with λ as float32 holds it."""
+  lam = float(np.float32(LAM))
+  hidden = np.asarray(hidden, np.float64)
+  return lam * hidden + (1 - lam) * hidden[::-1]
 
 
 # Small instances of every architecture, each with all its layers eligible.
@@ -207,7 +214,9 @@ def test_plan_mixes_exactly_at_drawn_layer_without_retracing(case):
     logits, hidden, _ = apply(variables, x, _plan(k, batch), train=True)
     for j in range(k):  # Before the drawn layer nothing changes.
       np.testing.assert_array_equal(hidden[j], plain_hidden[j])
-    np.testing.assert_allclose(hidden[k], _mix(plain_hidden[k]), rtol=1e-5, atol=1e-5)
+    # The drawn layer holds the blend of the unmixed activations, to rounding.
+    assert_close_in_ulps(hidden[k], _exact_mix(plain_hidden[k]), BLEND_ULPS,
+                         scale=plain_hidden[k])
     all_logits.append(logits)
   assert traces.count((True, False)) == 1  # One program for every layer.
   # Each drawn layer gives different logits (and differs from no mixing). A
@@ -218,14 +227,24 @@ def test_plan_mixes_exactly_at_drawn_layer_without_retracing(case):
   all_logits.append(plain_logits)
   for a in range(len(all_logits)):
     for b in range(a):
-      assert not np.allclose(all_logits[a], all_logits[b], atol=1e-4)
+      assert differ_beyond_rounding(all_logits[a], all_logits[b])
 
 
 def test_input_plan_equals_mixing_first(case):
+  """A plan at layer 0 is the same as mixing the input and running unmixed.
+
+  Both sides start from bit-identical inputs: the plan's layer 0 must hold
+  exactly what ``mix_images`` makes of ``x``. From there on the two programs
+  (with and without a plan) compute the same network, and may only order its
+  reductions differently.
+  """
   model, variables, x, apply, _ = case
-  mixed, _, _ = apply(variables, x, _plan(0, x.shape[0]), train=False)
-  first, _, _ = apply(variables, _mix(x), None, train=False)
-  np.testing.assert_allclose(mixed, first, rtol=1e-5, atol=1e-5)
+  plan = _plan(0, x.shape[0])
+  mixed, hidden, _ = apply(variables, x, plan, train=False)
+  mixed_input = jax.jit(mixjax.mix_images)(plan.params, x)
+  np.testing.assert_array_equal(hidden[0], mixed_input)
+  first, _, _ = apply(variables, mixed_input, None, train=False)
+  assert_close_in_ulps(mixed, first, NETWORK_ULPS)
 
 
 def test_retrace_with_sample_plan():
@@ -260,9 +279,10 @@ def test_cutmix_plan_at_input():
   params = mixjax.sample_cutmix(jax.random.key(2), 4, (8, 8))
   cut = mixjax.MixPlan.at_input(params)
   nowhere = cut.replace(layer=jnp.int32(-1))
-  np.testing.assert_allclose(apply(variables, x, cut),
-                             apply(variables, mixjax.mix_images(params, x), nowhere),
-                             rtol=1e-5, atol=1e-5)
+  # CutMix only copies pixels, so both runs of this one program see bit-identical
+  # inputs and compute the same logits.
+  np.testing.assert_array_equal(apply(variables, x, cut),
+                                apply(variables, mixjax.mix_images(params, x), nowhere))
   # Boxes are in input pixels: a CutMix plan at layer 1 changes nothing.
   np.testing.assert_array_equal(apply(variables, x, cut.replace(layer=jnp.int32(1))),
                                 apply(variables, x, nowhere))
@@ -277,15 +297,19 @@ def test_mlp_bottleneck_hidden_for_plotting():
   chex.assert_shape(logits, (5, 2))
   chex.assert_shape(hidden, ((5, 2), (5, 8), (5, 8), (5, 2)))
   # Linear bottleneck by default: the head applied to hidden[-1] gives the logits.
-  head = variables["params"]["head"]
-  np.testing.assert_allclose(hidden[-1] @ head["kernel"] + head["bias"], logits,
-                             rtol=1e-5, atol=1e-5)
+  head = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"]["head"])
+  h = np.asarray(hidden[-1], np.float64)
+  # A float32 dot of n = 2 terms plus a bias rounds n + 1 times: within
+  # (n + 1)·eps·(|h|·|W| + |b|) of the float64 value.
+  bound = 3 * np.finfo(np.float32).eps * (np.abs(h) @ np.abs(head["kernel"]) +
+                                          np.abs(head["bias"]))
+  assert np.all(np.abs(h @ head["kernel"] + head["bias"] - logits) <= bound)
   assert bool(jnp.any(hidden[-1] < 0))
   # Flax's capture_intermediates sees the same bottleneck.
   _, state = jax.jit(functools.partial(
       model.apply, capture_intermediates=True, mutable="intermediates"))(variables, x)
-  np.testing.assert_allclose(state["intermediates"]["dense3"]["__call__"][0], hidden[-1],
-                             rtol=1e-6)
+  # Another program (it also captures intermediates) of the same three layers.
+  assert_close_in_ulps(state["intermediates"]["dense3"]["__call__"][0], hidden[-1], 16)
 
 
 def test_bfloat16_forward():
@@ -316,12 +340,18 @@ def test_cross_device_batch_norm_axis_name():
     return per_replica, stats(local, x.reshape((8, 8, 8, 1)))
 
   per_replica, whole = run(x)
+  _, captured = jax.jit(functools.partial(
+      local.apply, capture_intermediates=lambda mdl, _: mdl.name == "conv1",
+      mutable="intermediates"))(variables, x.reshape((8, 8, 8, 1)))
+  activations = captured["intermediates"]["conv1"]["__call__"][0]
   # Statistics are averaged over the axis: every replica holds those of the
   # whole batch.
   mean = per_replica["batch_stats"]["bn1"]["mean"]
-  np.testing.assert_allclose(mean[0], mean[1], rtol=1e-6)
-  np.testing.assert_allclose(mean[0], whole["batch_stats"]["bn1"]["mean"],
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(mean[0], mean[1])
+  # The whole batch's mean sums the same 512 values per channel in another order:
+  # within 512 ulps of the largest activation (the running mean keeps 0.1 of it).
+  assert_close_in_ulps(mean[0], whole["batch_stats"]["bn1"]["mean"], 512,
+                       scale=0.1 * np.abs(activations).max())
 
 
 def test_wrn_dropout_in_training():
