@@ -5,6 +5,9 @@ XLA reads the flag when the backend starts, so it is set before jax is imported.
 
 import os
 
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4")
+# A device count already in XLA_FLAGS wins, so the single-device tests can also
+# run on one device (a different float order): XLA_FLAGS=--xla_force_host_platform_device_count=1.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (
+      os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")

@@ -11,6 +11,7 @@ from configs import digits
 from mixjax import training
 from mixjax.training import compiler_options
 from tests.digits_training import parallel_setup
+from tests.tolerances import STEP_ULPS, assert_close_in_ulps, assert_trees_close_in_ulps
 
 # The options apply only on a measured jaxlib and when XLA_FLAGS leaves them alone
 # (XLA parsed XLA_FLAGS at start-up, so a test cannot unset it).
@@ -70,8 +71,8 @@ def test_options_change_the_kernels_not_the_result(num_devices):
       state, metrics = parallel.train_step(state, batch, jax.random.key(i))
     params.append(jax.device_get(parallel.get_state(state).params))
     losses.append(float(metrics["loss"]))
-  assert losses[0] == pytest.approx(losses[1], rel=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), *params)
+  assert_close_in_ulps(losses[1], losses[0], STEP_ULPS)
+  assert_trees_close_in_ulps(*params, STEP_ULPS)
 
 
 @applies

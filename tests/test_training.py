@@ -19,6 +19,7 @@ from configs import digits
 from mixjax import training
 from mixjax.data import train_batches
 from tests.digits_training import digits_setup, parallel_setup
+from tests.tolerances import STEP_ULPS, assert_trees_close_in_ulps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,8 +46,7 @@ def test_shard_map_and_pmap_give_the_same_result(method):
       state, metrics = parallel.train_step(state, batch, jax.random.key(i))
     params[backend] = jax.device_get(parallel.get_state(state).params)
     assert np.isfinite(float(metrics["loss"]))
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-               params["shard_map"], params["pmap"])
+  assert_trees_close_in_ulps(params["shard_map"], params["pmap"], STEP_ULPS)
 
 
 @pytest.mark.parametrize("method", ["mixup", "cutmix", "manifold_mixup", "policy"])
@@ -241,7 +241,7 @@ def test_four_devices_average_to_the_one_device_gradient():
         training.make_eval_step(model, augment), devices=jax.local_devices()[:n])
     new_state, _ = parallel.train_step(parallel.put_state(state), batch, jax.random.key(0))
     params.append(jax.device_get(new_state.params))
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), *params)
+  assert_trees_close_in_ulps(*params, STEP_ULPS)
 
 
 def test_compare_checks_every_method_before_training(tmp_path):
