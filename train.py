@@ -34,6 +34,26 @@ def _default_workdir(config_path: str) -> str:
   return os.path.join("runs", name + (f"_{suffix}" if suffix else "") + f"_{stamp}")
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a clear error for an override of a missing field.
+
+  ml_collections raises ``AttributeError`` (with a traceback) when
+  ``--config.a.b=v`` names a field the locked config does not have.
+  """
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as e:
+    missing = str(e).strip("\"'")
+    bad = [a.split("=")[0] for a in argv[1:]
+           if a.startswith("--config.") and a.split("=")[0].split(".")[-1] == missing]
+    where = bad[0] if bad else f"--config...{missing}"
+    print(f"error: {where}: the config has no field {missing!r}. Only the fields a "
+          "config declares can be set; model options are the fields of "
+          "config.model_kwargs (configs/base.py declares them), and BatchNorm's "
+          "cross-device axis is --config.batch_norm=sync|per_device.", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -67,4 +87,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -163,9 +163,8 @@ def recompile_check(args, dtype, method_name="manifold_mixup") -> dict:
 
   @jax.jit
   def drawn_layer(key):
-    # The layer the step draws: DataParallel.split_key -> step's split -> plan.
-    key = jax.random.split(key, 1)[0]
-    _, key_mix = jax.random.split(key)
+    # The layer the step draws (batch mode: the same on every device).
+    key_mix = jax.random.split(key, 3)[1]
     return sample_plan(key_mix, args.compile_batch, layers, alpha=method.alpha).layer
 
   counts = {}

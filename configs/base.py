@@ -16,7 +16,17 @@ def get_config() -> ml_collections.ConfigDict:
   c.flip = True          # Random horizontal flip.
   # Model: preact_resnet18, preact_resnet34, wide_resnet28_10, small_cnn, mlp.
   c.model = "preact_resnet18"
-  c.model_kwargs = ml_collections.ConfigDict()
+  # Model options settable from the command line (--config.model_kwargs.NAME=...);
+  # None keeps the model's default. dtype comes from c.dtype, mix_layers from
+  # c.mix_layers, BatchNorm's axis from c.batch_norm.
+  c.model_kwargs = ml_collections.ConfigDict({
+      "final_norm": ml_collections.config_dict.placeholder(bool),
+      "dropout_rate": ml_collections.config_dict.placeholder(float),
+  })
+  # BatchNorm statistics: "sync" over the global batch (every device, as the Flax
+  # ImageNet example does; the results do not depend on the device count) or
+  # "per_device" (each device's shard alone).
+  c.batch_norm = "sync"
   c.dtype = "float32"    # "bfloat16" computes in bf16 (params stay float32).
   # Methods, each trained in turn in workdir/<method>: erm, mixup, cutmix,
   # manifold_mixup, policy. Their hyper-parameters come from

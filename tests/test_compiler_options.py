@@ -31,7 +31,7 @@ def _entry_ops(compiled):
 def _compiled_steps(parallel, state, batch):
   eval_batch = parallel.put_batch(dict(batch, mask=np.ones(len(batch["label"]), bool)))
   batch = parallel.put_batch(batch)
-  train = parallel._train.lower(state, batch, parallel.split_key(jax.random.key(0)))
+  train = parallel._train.lower(state, batch, jax.random.key(0))
   return train.compile(), parallel._eval.lower(state, eval_batch).compile()
 
 

@@ -19,7 +19,7 @@ from mixjax.training.state import (
     make_optimizer,
     make_schedule,
 )
-from mixjax.training.step import Augment, make_eval_step, make_train_step
+from mixjax.training.step import Augment, draw_shard_plan, make_eval_step, make_train_step
 
 __all__ = [
     "BACKENDS",
@@ -36,6 +36,7 @@ __all__ = [
     "create_train_state",
     "default_compiler_options",
     "draw_plan",
+    "draw_shard_plan",
     "eval_sums",
     "evaluate",
     "expected_calibration_error",

@@ -25,9 +25,11 @@ from mixjax.models import get_model, list_models
 from mixjax.training.checkpoint import Checkpointer
 from mixjax.training.methods import Method
 from mixjax.training.metrics import summarize
-from mixjax.training.parallel import DataParallel, check_divisible
+from mixjax.training.parallel import AXIS, DataParallel, check_divisible
 from mixjax.training.state import create_train_state, make_optimizer, make_schedule
 from mixjax.training.step import Augment, make_eval_step, make_train_step
+
+BATCH_NORMS = ("sync", "per_device")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -132,13 +134,24 @@ def train_and_evaluate(
   if config.model not in list_models():
     raise ValueError(f"unknown model {config.model!r}; known models: {list_models()}.")
   ds = load_dataset(config.dataset, config.get("data_dir"))
-  model_kwargs = dict(config.get("model_kwargs") or {})
+  # Unset (None) model options keep the model's defaults.
+  model_kwargs = {k: v for k, v in (config.get("model_kwargs") or {}).items()
+                  if v is not None}
+  batch_norm = config.get("batch_norm", "sync")
+  if batch_norm not in BATCH_NORMS:
+    raise ValueError(f"batch_norm must be one of {BATCH_NORMS}, got {batch_norm!r}.")
+  if "axis_name" in model_kwargs:
+    raise ValueError(
+        "model_kwargs.axis_name is set by the trainer: use --config.batch_norm=sync "
+        "(statistics of the global batch, the default) or per_device.")
   dtype = jnp.dtype(config.get("dtype") or "float32")
   if dtype != jnp.float32:
     model_kwargs.setdefault("dtype", dtype)
   if method.name == "manifold_mixup" and method.layers is not None:
     model_kwargs["mix_layers"] = method.layers  # The model mixes where plans draw.
   model = get_model(config.model, ds.num_classes, **model_kwargs)
+  if batch_norm == "sync" and hasattr(model, "axis_name"):
+    model = model.clone(axis_name=AXIS)  # BatchNorm over the whole global batch.
 
   spe = steps_per_epoch(ds.num_train, batch_size)
   total_steps = config.num_epochs * spe

@@ -1,11 +1,11 @@
 """Data parallelism: one per-device step mapped over the local devices.
 
 ``backend="shard_map"`` (default) runs the step under ``jax.shard_map`` on a 1-D
-mesh ``("data",)``: the state is replicated, the batch and the per-device keys
-are split along the batch axis. ``backend="pmap"`` does the same with
-``jax.pmap`` (the original design); the state then carries a leading device
-axis. With the same compiler options both give the same result (tested on 4
-forced CPU devices).
+mesh ``("data",)``: the state and the step key are replicated, the batch is
+split along its first axis (device ``d`` holds rows ``d·b … (d + 1)·b − 1``).
+``backend="pmap"`` does the same with ``jax.pmap`` (the original design); the
+state then carries a leading device axis. With the same compiler options both
+give the same result (tested on 4 forced CPU devices).
 
 On CPU the shard_map steps are compiled with
 :func:`~mixjax.training.compiler_options.default_compiler_options` (convolutions
@@ -88,9 +88,8 @@ class DataParallel:
       # under pmap. With varying-axes checking on, differentiating replicated
       # parameters would already psum the gradients, and the step's pmean would
       # then leave the sum instead of the mean.
-      one_key = lambda state, batch, keys: train_step(state, batch, keys[0])
       self._train = jax.jit(
-          jax.shard_map(one_key, mesh=self.mesh, in_specs=(P(), P(AXIS), P(AXIS)),
+          jax.shard_map(train_step, mesh=self.mesh, in_specs=(P(), P(AXIS), P()),
                         out_specs=(P(), P()), check_vma=False),
           donate_argnums=0, compiler_options=self.compiler_options or None)
       self._eval = jax.jit(jax.shard_map(
@@ -98,7 +97,7 @@ class DataParallel:
           check_vma=False), compiler_options=self.compiler_options or None)
     else:
       self._train = jax.pmap(train_step, axis_name=AXIS, devices=self.devices,
-                             donate_argnums=0)
+                             in_axes=(0, 0, None), donate_argnums=0)
       self._eval = jax.pmap(eval_step, axis_name=AXIS, devices=self.devices)
 
   def check_batch_size(self, batch_size: int, what: str = "batch_size") -> None:
@@ -132,16 +131,13 @@ class DataParallel:
     n = self.num_devices
     return jax.tree.map(lambda x: x.reshape((n, x.shape[0] // n) + x.shape[1:]), batch)
 
-  def split_key(self, key: chex.PRNGKey) -> chex.Array:
-    """One key per device, derived from ``key``; the same for both backends."""
-    keys = jax.random.split(key, self.num_devices)
-    if self.backend == "shard_map":
-      return jax.device_put(keys, self._sharded)
-    return keys
-
   def train_step(self, state, batch: dict, key: chex.PRNGKey):
-    """Runs one mapped step; ``state`` must come from :meth:`put_state`."""
-    state, metrics = self._train(state, self.put_batch(batch), self.split_key(key))
+    """Runs one mapped step; ``state`` must come from :meth:`put_state`.
+
+    Every device gets the same ``key``; the step folds in the device index where
+    it needs per-device draws (see :mod:`mixjax.training.step`).
+    """
+    state, metrics = self._train(state, self.put_batch(batch), key)
     if self.backend == "pmap":
       metrics = jax.tree.map(lambda x: x[0], metrics)
     return state, metrics

@@ -3,6 +3,20 @@
 They are written for one device's shard of the batch and reduce across devices
 with collectives over ``axis_name``; :mod:`mixjax.training.parallel` maps them
 over devices with ``jax.shard_map`` or ``jax.pmap``.
+
+Every device gets the same step key, and what it draws does not depend on how
+the global batch is split over devices:
+
+* crops and flips are drawn for the whole global batch from the step key, and
+  each device takes its examples' rows (by global example index);
+* in ``mode="batch"`` the mix (``λ``, the CutMix box, the Manifold Mixup layer,
+  the policy's choice) is drawn once per global batch, as the papers do, and
+  partners are chosen within each device's shard by the same drawn pattern
+  (shards are random subsets of a shuffled epoch, so this pairs as randomly as
+  one permutation per shard); in ``mode="elem"`` each device draws its own
+  examples' mixes from the step key folded with its global device index;
+* dropout masks are drawn per device the same way (they are the one draw that
+  depends on the device count).
 """
 
 from __future__ import annotations
@@ -16,8 +30,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mixjax.data import normalize, random_crop_flip
+from mixjax.data.augment import crop_flip, normalize, sample_crop_flip
 from mixjax.labels import soft_labels, soft_target_cross_entropy
+from mixjax.manifold import MixPlan
 from mixjax.training.methods import Method, draw_plan
 from mixjax.training.metrics import eval_sums
 from mixjax.training.state import TrainState
@@ -32,9 +47,51 @@ class Augment:
   std: tuple[float, ...] = (255.0,)
 
 
-def _prepare(images: chex.Array, augment: Augment, key: chex.PRNGKey | None) -> chex.Array:
+def device_key(key: chex.PRNGKey, axis_name: str) -> chex.PRNGKey:
+  """``key`` folded with this device's index on the mapped axis ``axis_name``."""
+  return jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+
+
+def shard_rows(values: chex.Array, local_batch: int, axis_name: str) -> chex.Array:
+  """This device's rows of ``values`` drawn for the whole global batch.
+
+  Device ``d`` of the mapped axis holds global examples ``d·b … (d + 1)·b − 1``
+  (``b = local_batch``), the split ``shard_map`` and ``pmap`` make of a batch.
+  """
+  start = jax.lax.axis_index(axis_name) * local_batch
+  return jax.lax.dynamic_slice_in_dim(values, start, local_batch)
+
+
+def draw_shard_plan(
+    key: chex.PRNGKey,
+    batch_size: int,
+    image_size: tuple[int, int],
+    method: Method,
+    model_layers: tuple[int, ...],
+    axis_name: str,
+) -> MixPlan | None:
+  """The plan of this device's shard of ``batch_size`` examples.
+
+  In ``mode="batch"`` every device draws from the same ``key``: one ``λ`` /
+  box / layer per global batch, and the same partner pattern within each
+  shard. Otherwise ``key`` is folded with the device index first, so each
+  device draws its own examples' mixes.
+  """
+  if method.mode != "batch":
+    key = device_key(key, axis_name)
+  return draw_plan(key, batch_size, image_size, method, model_layers)
+
+
+def _prepare(images: chex.Array, augment: Augment, key: chex.PRNGKey | None,
+             axis_name: str | None = None) -> chex.Array:
+  """Crops, flips (drawn for the global batch when ``axis_name``) and normalises."""
   if key is not None and (augment.padding > 0 or augment.flip):
-    images = random_crop_flip(key, images, padding=augment.padding, flip=augment.flip)
+    local = images.shape[0]
+    total = local * (jax.lax.axis_size(axis_name) if axis_name else 1)
+    offsets, flips = sample_crop_flip(key, total, augment.padding, augment.flip)
+    if axis_name:
+      offsets, flips = (shard_rows(v, local, axis_name) for v in (offsets, flips))
+    images = crop_flip(images, offsets, flips, augment.padding)
   return normalize(images, augment.mean, augment.std)
 
 
@@ -53,7 +110,10 @@ def make_train_step(
   loss = mean CE(logits, plan's soft labels) → gradients and BatchNorm
   statistics averaged over ``axis_name`` → optax update. The batch is a dict of
   uint8 ``image`` ``[b, H, W, C]`` and int ``label`` ``[b]``; partners are drawn
-  within it.
+  within it. ``key`` is the step's key, the same on every device (see the
+  module docstring for what is drawn once and what per device). A model built
+  with ``axis_name`` set to this ``axis_name`` normalises with the statistics
+  of the global batch.
 
   Metrics (averaged over devices): ``loss``, ``grad_norm`` and ``accuracy`` (of
   the mixed batch against its unmixed labels: a rough guide only).
@@ -63,9 +123,11 @@ def make_train_step(
 
   def train_step(state: TrainState, batch: dict, key: chex.PRNGKey):
     key_aug, key_mix, key_dropout = jax.random.split(key, 3)
-    images = _prepare(batch["image"], augment, key_aug).astype(dtype)
+    images = _prepare(batch["image"], augment, key_aug, axis_name).astype(dtype)
     labels = batch["label"]
-    plan = draw_plan(key_mix, images.shape[0], images.shape[1:3], method, mix_layers)
+    dropout_key = device_key(key_dropout, axis_name)
+    plan = draw_shard_plan(key_mix, images.shape[0], images.shape[1:3], method, mix_layers,
+                           axis_name)
     if plan is None:
       targets = soft_labels(labels, num_classes, label_smoothing)
     else:
@@ -73,8 +135,8 @@ def make_train_step(
 
     def loss_fn(params):
       logits, updates = state.apply_fn(
-          {"params": params, "batch_stats": state.batch_stats}, images,
-          plan=plan, train=True, mutable=["batch_stats"], rngs={"dropout": key_dropout})
+          {"params": params, "batch_stats": state.batch_stats}, images, plan=plan,
+          train=True, mutable=["batch_stats"], rngs={"dropout": dropout_key})
       loss = soft_target_cross_entropy(logits, targets).mean()
       return loss, (logits, updates.get("batch_stats", {}))
 
