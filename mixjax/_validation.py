@@ -16,6 +16,7 @@ import numpy as np
 
 MODES = ("batch", "elem")
 PAIRINGS = ("permute", "flip", "roll")
+BOX_RULES = ("reference", "full_side")
 
 
 def concrete_number(value) -> float | None:
@@ -55,6 +56,11 @@ def check_mode(mode: str) -> None:
 def check_pairing(pairing: str) -> None:
   if pairing not in PAIRINGS:
     raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}.")
+
+
+def check_box_rule(box_rule: str) -> None:
+  if box_rule not in BOX_RULES:
+    raise ValueError(f"box_rule must be one of {BOX_RULES}, got {box_rule!r}.")
 
 
 def check_batch(images: jax.Array, min_rank: int = 2) -> int:

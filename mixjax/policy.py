@@ -39,6 +39,9 @@ class MixConfig:
     label_smoothing: ``ε`` applied to the labels before mixing.
     num_classes: ``K``, needed for integer labels.
     pairing: ``"permute"``, ``"flip"`` (timm's) or ``"roll"``.
+    box_rule: ``"reference"`` (default; CutMix-PyTorch's and timm's
+      ``rand_bbox``) or ``"full_side"`` (mixjax 0.1.0's boxes, to replay old
+      draws); see :func:`~mixjax.sample_boxes`.
   """
   mixup_alpha: float = 1.0
   cutmix_alpha: float = 0.0
@@ -49,6 +52,7 @@ class MixConfig:
   label_smoothing: float = 0.0
   num_classes: int | None = None
   pairing: str = "permute"
+  box_rule: str = "reference"
 
   def __post_init__(self):
     for name in ("mixup_alpha", "cutmix_alpha"):
@@ -66,6 +70,7 @@ class MixConfig:
     _validation.check_probability(self.switch_prob, "switch_prob")
     _validation.check_mode(self.mode)
     _validation.check_pairing(self.pairing)
+    _validation.check_box_rule(self.box_rule)
     if not 0.0 <= self.label_smoothing < 1.0:
       raise ValueError(
           f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
@@ -122,7 +127,7 @@ def sample_mix(
       raise ValueError("CutMix is enabled, so image_size (H, W) is required.")
     boxes, cut_weight = sample_cutmix_boxes(
         key_cutmix, num, image_size, alpha=config.cutmix_alpha or 1.0,
-        mode="elem", minmax=config.cutmix_minmax)
+        mode="elem", minmax=config.cutmix_minmax, box_rule=config.box_rule)
     boxes = jnp.where(do_cutmix[:, None], boxes, 0)
     weight = jnp.where(do_cutmix, cut_weight, weight)
     boxes = jnp.broadcast_to(boxes, (batch_size, 4))

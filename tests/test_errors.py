@@ -133,6 +133,18 @@ def test_unknown_pairing():
     mixjax.sample_partners(KEY, B, "shuffle")
 
 
+def test_unknown_box_rule():
+  match = r"box_rule must be one of \('reference', 'full_side'\), got 'corner'"
+  with pytest.raises(ValueError, match=match):
+    mixjax.cutmix(KEY, IMAGES, LABELS, num_classes=K, box_rule="corner")
+  with pytest.raises(ValueError, match=match):
+    MixConfig(cutmix_alpha=1.0, box_rule="corner")
+  with pytest.raises(ValueError, match=match):
+    mixjax.sample_cutmix(KEY, B, (8, 8), box_rule="corner")
+  with pytest.raises(ValueError, match=match):
+    mixjax.sample_boxes(KEY, jnp.ones((B,)), 8, 8, box_rule="corner")
+
+
 @pytest.mark.parametrize("name", ["prob", "switch_prob"])
 @pytest.mark.parametrize("value", [-0.1, 1.5])
 def test_probabilities_must_be_in_unit_interval(name, value):
