@@ -99,7 +99,7 @@ def sample_cutmix(
 @functools.partial(
     jax.jit,
     static_argnames=("alpha", "num_classes", "mode", "minmax", "pairing",
-                     "label_smoothing", "box_rule"))
+                     "label_smoothing", "box_rule", "layout"))
 def cutmix(
     key: chex.PRNGKey,
     images: chex.Array,
@@ -112,6 +112,7 @@ def cutmix(
     pairing: str = "permute",
     label_smoothing: float = 0.0,
     box_rule: str = "reference",
+    layout: str | None = None,
 ) -> tuple[chex.Array, chex.Array]:
   """Mixes a batch with CutMix.
 
@@ -135,17 +136,24 @@ def cutmix(
     label_smoothing: ``ε`` applied to the labels before mixing.
     box_rule: ``"reference"`` (default) or ``"full_side"`` (mixjax 0.1.0's
       boxes); see :func:`~mixjax.sample_boxes`.
+    layout: ``None`` (default): ``images`` are NHWC/NHW, and a batch that looks
+      channels-first (see below) is refused; ``"NHWC"``: they are NHWC even if
+      they look channels-first (e.g. 3 rows of 8 channels), so skip that check.
 
   Returns:
     ``(x̃, ỹ)``: mixed images (input dtype) and float32 soft labels ``[B, K]``.
 
   Raises:
     ValueError: at trace time for ``α ≤ 0``, images without two spatial axes,
-      unknown ``mode``/``pairing``/``box_rule``, bad ``minmax``, a batch mismatch
-      or labels that do not fit ``num_classes``.
+      rank-4 images that look channels-first ``[B, C, H, W]`` (axis 1 of size 1,
+      3 or 4 and a last axis larger than 4; transpose them with
+      ``jnp.transpose(x, (0, 2, 3, 1))``, or pass ``layout="NHWC"``), unknown
+      ``mode``/``pairing``/``box_rule``/``layout``, bad ``minmax``, a batch
+      mismatch or labels that do not fit ``num_classes``.
   """
   batch = _validation.check_batch(images)
-  height, width = _validation.check_spatial(images)
+  height, width = _validation.check_spatial(images, layout)
   params = sample_cutmix(key, batch, (height, width), alpha=alpha, mode=mode,
                          minmax=minmax, pairing=pairing, box_rule=box_rule)
-  return apply_mix(params, images, labels, num_classes, label_smoothing)
+  return apply_mix(params, images, labels, num_classes, label_smoothing,
+                   layout=layout)

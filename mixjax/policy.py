@@ -137,12 +137,14 @@ def sample_mix(
                    boxes=boxes)
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
+@functools.partial(jax.jit, static_argnames=("config", "layout"))
 def mix(
     key: chex.PRNGKey,
     images: chex.Array,
     labels: chex.Array,
     config: MixConfig,
+    *,
+    layout: str | None = None,
 ) -> tuple[chex.Array, chex.Array]:
   """Mixes a batch with the combined Mixup/CutMix policy.
 
@@ -152,6 +154,10 @@ def mix(
       disabled), float or integer.
     labels: int class ids ``[B]`` (with ``config.num_classes``) or rows ``[B, K]``.
     config: a :class:`MixConfig`.
+    layout: with CutMix enabled, ``None`` (default) refuses a rank-4 batch that
+      looks channels-first ``[B, C, H, W]`` (axis 1 of size 1, 3 or 4, last axis
+      larger than 4; transpose it with ``jnp.transpose(x, (0, 2, 3, 1))``), and
+      ``"NHWC"`` declares it NHWC; see :func:`~mixjax.cutmix`.
 
   Returns:
     ``(x̃, ỹ)``. Output dtype: floats are kept; integer images stay integer if
@@ -160,7 +166,8 @@ def mix(
   if not isinstance(config, MixConfig):
     raise ValueError(f"config must be a MixConfig, got {type(config).__name__}.")
   batch = _validation.check_batch(images)
-  image_size = _validation.check_spatial(images) if config.cutmix_enabled else None
+  image_size = (_validation.check_spatial(images, layout)
+                if config.cutmix_enabled else None)
   params = sample_mix(key, batch, image_size, config)
   return apply_mix(params, images, labels, config.num_classes,
-                   config.label_smoothing)
+                   config.label_smoothing, layout=layout)
