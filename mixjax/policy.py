@@ -24,8 +24,20 @@ from mixjax.sampling import sample_lambda, sample_partners
 class MixConfig:
   """Configuration of the combined policy; hashable, so it is a static jit arg.
 
-  Defaults follow ``timm.data.Mixup`` except ``label_smoothing`` (0 here, as in
-  every other mixjax op; timm's default is 0.1).
+  The defaults of ``mixup_alpha``, ``cutmix_alpha``, ``cutmix_minmax``, ``prob``,
+  ``switch_prob`` and ``mode`` are those of ``timm.data.Mixup``
+  (``timm/data/mixup.py`` line 104); two defaults differ:
+
+  * ``pairing="permute"`` pairs each example with a random permutation of the
+    batch, as CutMix-PyTorch does (``torch.randperm``, ``train.py`` line 231),
+    where timm always pairs example ``i`` with ``B − 1 − i`` (it flips the batch:
+    ``x.flip(0)`` / ``j = batch_size - i - 1``, lines 26, 164 and 203). Pass
+    ``pairing="flip"`` for timm's pairing.
+  * ``label_smoothing=0`` as in every other mixjax op (timm's default is 0.1).
+
+  CutMix boxes follow timm's (and CutMix-PyTorch's) ``rand_bbox`` by default,
+  with timm's ``correct_lam`` always on: the label weight is the exact kept
+  fraction after clipping.
 
   Attributes:
     mixup_alpha: ``α`` of Mixup's ``Beta(α, α)``; 0 disables Mixup.
@@ -38,7 +50,8 @@ class MixConfig:
     mode: ``"batch"`` or ``"elem"``.
     label_smoothing: ``ε`` applied to the labels before mixing.
     num_classes: ``K``, needed for integer labels.
-    pairing: ``"permute"``, ``"flip"`` (timm's) or ``"roll"``.
+    pairing: ``"permute"`` (default, a random permutation), ``"flip"`` (timm's:
+      ``perm[i] = B − 1 − i``) or ``"roll"``.
     box_rule: ``"reference"`` (default; CutMix-PyTorch's and timm's
       ``rand_bbox``) or ``"full_side"`` (mixjax 0.1.0's boxes, to replay old
       draws); see :func:`~mixjax.sample_boxes`.

@@ -202,6 +202,33 @@ def test_policy_boxes_follow_box_rule(box_rule):
 
 
 @pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_pairing_flip_is_timms_reversed_batch(mode):
+  """pairing="flip" pairs example i with B − 1 − i, as timm's Mixup (x.flip(0)); the
+  default pairs by a random permutation (MixConfig's one departure from timm's pairing)."""
+  assert MixConfig().pairing == "permute"
+  config = MixConfig(mixup_alpha=0.0, cutmix_alpha=1.0, mode=mode, num_classes=B,
+                     pairing="flip")
+  x = distinct_images(SHAPE)
+  flipped = np.arange(B)[::-1]
+  pasted = 0
+  for seed in range(4):
+    key = jax.random.key(seed)
+    params = mixjax.sample_mix(key, B, SHAPE[1:3], config)
+    np.testing.assert_array_equal(params.perm, flipped)
+    out, y = mixjax.mix(key, x, LABELS, config)
+    # Every pixel is the example's own or the one at the same place in x[::-1].
+    out, xs = np.asarray(out), np.asarray(x)
+    own, partner = out == xs, out == xs[::-1]
+    assert (own | partner).all()
+    pasted += (~own).any(axis=(1, 2, 3)).sum()
+    _check_pasted(x, out, y)  # Labels: the exact kept fraction, the flipped partner's row.
+  assert pasted > 0
+  permuted = mixjax.sample_mix(jax.random.key(0), B, SHAPE[1:3],
+                               dataclasses.replace(config, pairing="permute"))
+  assert (np.asarray(permuted.perm) != flipped).any()
+
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_policy_is_one_program_for_any_batch(mode):
   config = MixConfig(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=B)
 
