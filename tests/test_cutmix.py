@@ -110,6 +110,11 @@ def test_cutmix_pastes_a_rectangle_with_exact_weight(mode, pairing, shape):
                                rtol=0, atol=1e-7)
     if pairing == "flip":
       np.testing.assert_array_equal(perm, np.arange(B)[::-1])
+    # Seen in the pixels: the default is the reference rand_bbox rule, whose box sides
+    # are 2·⌊cut/2⌋, even, wherever the box is not clipped on that axis.
+    for lo, hi, size in [(0, 2, h), (1, 3, w)]:
+      free = moved & (boxes[:, lo] > 0) & (boxes[:, hi] < size)
+      assert ((boxes[free, hi] - boxes[free, lo]) % 2 == 0).all()
     if mode == "batch":
       assert (param_boxes == param_boxes[0]).all(), "batch mode must share one box"
       assert (boxes[moved] == param_boxes[0]).all()
