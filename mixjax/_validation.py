@@ -16,6 +16,7 @@ import numpy as np
 
 MODES = ("batch", "elem")
 PAIRINGS = ("permute", "flip", "roll")
+BOX_RULES = ("reference", "full_side")
 
 
 def concrete_number(value) -> float | None:
@@ -57,6 +58,11 @@ def check_pairing(pairing: str) -> None:
     raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}.")
 
 
+def check_box_rule(box_rule: str) -> None:
+  if box_rule not in BOX_RULES:
+    raise ValueError(f"box_rule must be one of {BOX_RULES}, got {box_rule!r}.")
+
+
 def check_batch(images: jax.Array, min_rank: int = 2) -> int:
   """Returns the batch size of ``images``, checking rank and dtype."""
   if not hasattr(images, "shape") or not hasattr(images, "dtype"):
@@ -75,12 +81,38 @@ def check_batch(images: jax.Array, min_rank: int = 2) -> int:
   return images.shape[0]
 
 
-def check_spatial(images: jax.Array) -> tuple[int, int]:
-  """Returns (H, W) of an NHWC or NHW batch; raises for other layouts."""
+LAYOUTS = (None, "NHWC")
+
+
+def check_layout(layout: str | None) -> None:
+  if layout not in LAYOUTS:
+    raise ValueError(
+        "layout must be None (NHWC or NHW, checked for channels-first) or 'NHWC' "
+        f"(NHWC, trusted), got {layout!r}.")
+
+
+def check_spatial(images: jax.Array, layout: str | None = None) -> tuple[int, int]:
+  """Returns (H, W) of an NHWC or NHW batch; raises for other layouts.
+
+  CutMix reads images as ``[B, H, W, C]`` or ``[B, H, W]``. A rank-4 batch whose
+  axis 1 has size 1, 3 or 4 and whose last axis is larger than 4 is almost surely
+  channels-first ``[B, C, H, W]`` (the PyTorch habit), where boxes would be drawn
+  over channels × rows; it is refused unless ``layout="NHWC"`` says it is NHWC.
+  """
+  check_layout(layout)
   if images.ndim not in (3, 4):
     raise ValueError(
         "CutMix needs images with two spatial axes, [B, H, W, C] or [B, H, W], "
         f"got shape {tuple(images.shape)}.")
+  if (layout is None and images.ndim == 4 and images.shape[1] in (1, 3, 4)
+      and images.shape[3] > 4):
+    raise ValueError(
+        f"CutMix reads images as [B, H, W, C], but shape {tuple(images.shape)} "
+        "looks channels-first [B, C, H, W] (axis 1 of size "
+        f"{images.shape[1]}, last axis {images.shape[3]}): boxes would be drawn "
+        "over channels x rows. Transpose it to NHWC with "
+        "jnp.transpose(x, (0, 2, 3, 1)), or pass layout='NHWC' if it really is "
+        f"{images.shape[1]} rows of {images.shape[3]} channels.")
   return images.shape[1], images.shape[2]
 
 

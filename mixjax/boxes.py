@@ -12,26 +12,46 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from mixjax import _validation
+
 
 def sample_boxes(
-    key: chex.PRNGKey, lam: chex.Array, height: int, width: int
+    key: chex.PRNGKey,
+    lam: chex.Array,
+    height: int,
+    width: int,
+    box_rule: str = "reference",
 ) -> chex.Array:
   """Draws boxes of area ratio about ``1 − λ`` with uniform centres (CutMix).
 
-  The box has side ``⌊H·√(1 − λ)⌋ × ⌊W·√(1 − λ)⌋``, its centre ``(c_y, c_x)`` is
-  uniform over the pixels, and it is clipped to the image, so its final area can
-  be smaller than ``(1 − λ)·H·W``: use :func:`box_area` for the exact fraction
-  (timm's ``correct_lam``).
+  With ``cut_h = ⌊H·√(1 − λ)⌋``, ``cut_w = ⌊W·√(1 − λ)⌋`` and a centre
+  ``c_y ~ U{0, …, H − 1}``, ``c_x ~ U{0, …, W − 1}``, ``box_rule`` chooses the box:
+
+  * ``"reference"`` (default): rows ``[c_y − ⌊cut_h/2⌋, c_y + ⌊cut_h/2⌋)`` and
+    columns ``[c_x − ⌊cut_w/2⌋, c_x + ⌊cut_w/2⌋)``, each clipped to the image:
+    the rule of CutMix-PyTorch's ``rand_bbox`` (``train.py`` lines 279–295 at
+    commit 2d8eb68, whose ``W``/``cx``/``bbx`` index the rows of its NCHW batch)
+    and of timm's ``rand_bbox`` (``timm/data/mixup.py`` lines 30–51), so an
+    unclipped side is ``2·⌊cut/2⌋``, one pixel short of ``cut`` when it is odd.
+  * ``"full_side"``: rows ``[c_y − ⌊cut_h/2⌋, c_y − ⌊cut_h/2⌋ + cut_h)`` (columns
+    alike), clipped: the unclipped side is exactly ``cut``. This was mixjax
+    0.1.0's rule; with the same key it replays those draws bit for bit (the
+    centres are drawn identically under both rules).
+
+  The clipped area can be smaller than ``(1 − λ)·H·W``: use :func:`box_area` for
+  the exact fraction (timm's ``correct_lam``).
 
   Args:
     key: a PRNG key.
     lam: float ``[N]`` weights in ``[0, 1]``.
     height: ``H``.
     width: ``W``.
+    box_rule: ``"reference"`` or ``"full_side"``.
 
   Returns:
     int32 ``[N, 4]`` boxes.
   """
+  _validation.check_box_rule(box_rule)
   chex.assert_rank(lam, 1)
   key_y, key_x = jax.random.split(key)
   n = lam.shape[0]
@@ -42,11 +62,15 @@ def sample_boxes(
   centre_x = jax.random.randint(key_x, (n,), 0, width, dtype=jnp.int32)
   top = centre_y - cut_h // 2
   left = centre_x - cut_w // 2
+  if box_rule == "reference":
+    bottom, right = centre_y + cut_h // 2, centre_x + cut_w // 2
+  else:
+    bottom, right = top + cut_h, left + cut_w
   return jnp.stack([
       jnp.clip(top, 0, height),
       jnp.clip(left, 0, width),
-      jnp.clip(top + cut_h, 0, height),
-      jnp.clip(left + cut_w, 0, width),
+      jnp.clip(bottom, 0, height),
+      jnp.clip(right, 0, width),
   ], axis=-1)
 
 

@@ -1,6 +1,8 @@
 """CutMix (Yun et al., 2019): paste a box from a partner, mix labels by area.
 
-  ``λ ~ Beta(α, α)``, box of area ``(1 − λ)·H·W`` centred uniformly and clipped,
+  ``λ ~ Beta(α, α)``, box of area about ``(1 − λ)·H·W`` centred uniformly and
+  clipped (by default the reference ``rand_bbox`` rule of CutMix-PyTorch and
+  timm, see :func:`~mixjax.sample_boxes`),
   ``x̃ = M ⊙ x[perm] + (1 − M) ⊙ x``, ``ỹ = w·y + (1 − w)·y[perm]`` with the exact
   kept fraction ``w = 1 − |M|/(H·W)`` after clipping.
 """
@@ -28,21 +30,29 @@ def sample_cutmix_boxes(
     alpha: float = 1.0,
     mode: str = "batch",
     minmax: Sequence[float] | None = None,
+    box_rule: str = "reference",
 ) -> tuple[chex.Array, chex.Array]:
   """Draws CutMix boxes and their exact kept fractions.
+
+  ``λ ~ Beta(α, α)`` (:func:`~mixjax.sample_lambda`), then a box from
+  :func:`~mixjax.sample_boxes` with ``box_rule`` (``"reference"``: CutMix-PyTorch's
+  and timm's ``rand_bbox``; ``"full_side"``: mixjax 0.1.0's rule), one for the
+  batch (``mode="batch"``) or one per example (``"elem"``); with ``minmax``, from
+  :func:`~mixjax.sample_boxes_minmax` instead (``box_rule`` is then unused).
 
   Returns:
     ``(boxes, w)``: int32 ``[B, 4]`` boxes and float32 ``[B]`` label weights
     ``w = 1 − area/(H·W)``.
   """
   _validation.check_mode(mode)
+  _validation.check_box_rule(box_rule)
   minmax = _validation.check_minmax(minmax)
   height, width = image_size
   num = 1 if mode == "batch" else batch_size
   if minmax is None:
     key_lam, key_box = jax.random.split(key)
     lam = sample_lambda(key_lam, num, alpha, "elem")
-    boxes = sample_boxes(key_box, lam, height, width)
+    boxes = sample_boxes(key_box, lam, height, width, box_rule)
   else:
     boxes = sample_boxes_minmax(key, num, height, width, minmax)
   boxes = jnp.broadcast_to(boxes, (batch_size, 4))
@@ -59,6 +69,7 @@ def sample_cutmix(
     mode: str = "batch",
     minmax: Sequence[float] | None = None,
     pairing: str = "permute",
+    box_rule: str = "reference",
 ) -> MixParams:
   """Draws a CutMix: boxes (one, or one per example), exact weights and partners.
 
@@ -70,13 +81,17 @@ def sample_cutmix(
     mode: ``"batch"`` (one box, as in the paper) or ``"elem"`` (one per example).
     minmax: optional ``(min, max)`` box side ratios (timm's ``cutmix_minmax``).
     pairing: ``"permute"``, ``"flip"`` or ``"roll"``.
+    box_rule: ``"reference"`` (default; CutMix-PyTorch's and timm's
+      ``rand_bbox``) or ``"full_side"`` (mixjax 0.1.0's rule, to replay old
+      draws); see :func:`~mixjax.sample_boxes`.
 
   Returns:
     :class:`MixParams` with boxes and no ``lam`` (pixels are pasted, not blended).
   """
   key_box, key_perm = jax.random.split(key)
   boxes, weight = sample_cutmix_boxes(
-      key_box, batch_size, image_size, alpha=alpha, mode=mode, minmax=minmax)
+      key_box, batch_size, image_size, alpha=alpha, mode=mode, minmax=minmax,
+      box_rule=box_rule)
   return MixParams(perm=sample_partners(key_perm, batch_size, pairing),
                    label_weight=weight, boxes=boxes)
 
@@ -84,7 +99,7 @@ def sample_cutmix(
 @functools.partial(
     jax.jit,
     static_argnames=("alpha", "num_classes", "mode", "minmax", "pairing",
-                     "label_smoothing"))
+                     "label_smoothing", "box_rule", "layout"))
 def cutmix(
     key: chex.PRNGKey,
     images: chex.Array,
@@ -96,11 +111,15 @@ def cutmix(
     minmax: tuple[float, float] | None = None,
     pairing: str = "permute",
     label_smoothing: float = 0.0,
+    box_rule: str = "reference",
+    layout: str | None = None,
 ) -> tuple[chex.Array, chex.Array]:
   """Mixes a batch with CutMix.
 
-  A box of area ratio ``1 − λ``, ``λ ~ Beta(α, α)``, with a uniformly drawn
-  centre and clipped to the image, is copied from each example's partner. The
+  A box of area ratio about ``1 − λ``, ``λ ~ Beta(α, α)``, with a uniformly drawn
+  centre and clipped to the image, is copied from each example's partner; by
+  default it is drawn as CutMix-PyTorch's ``rand_bbox`` (``train.py`` line 279)
+  and timm's (``timm/data/mixup.py`` line 30) draw it. The
   labels are mixed by the exact pasted fraction after clipping. Pixels are
   copied, never blended, so the output keeps the input dtype (uint8 stays uint8).
   A batch of one pastes from itself and comes back unchanged.
@@ -115,17 +134,26 @@ def cutmix(
     minmax: optional ``(min, max)`` box side ratios; replaces the Beta draw.
     pairing: ``"permute"`` (default), ``"flip"`` or ``"roll"``.
     label_smoothing: ``ε`` applied to the labels before mixing.
+    box_rule: ``"reference"`` (default) or ``"full_side"`` (mixjax 0.1.0's
+      boxes); see :func:`~mixjax.sample_boxes`.
+    layout: ``None`` (default): ``images`` are NHWC/NHW, and a batch that looks
+      channels-first (see below) is refused; ``"NHWC"``: they are NHWC even if
+      they look channels-first (e.g. 3 rows of 8 channels), so skip that check.
 
   Returns:
     ``(x̃, ỹ)``: mixed images (input dtype) and float32 soft labels ``[B, K]``.
 
   Raises:
     ValueError: at trace time for ``α ≤ 0``, images without two spatial axes,
-      unknown ``mode``/``pairing``, bad ``minmax``, a batch mismatch or labels
-      that do not fit ``num_classes``.
+      rank-4 images that look channels-first ``[B, C, H, W]`` (axis 1 of size 1,
+      3 or 4 and a last axis larger than 4; transpose them with
+      ``jnp.transpose(x, (0, 2, 3, 1))``, or pass ``layout="NHWC"``), unknown
+      ``mode``/``pairing``/``box_rule``/``layout``, bad ``minmax``, a batch
+      mismatch or labels that do not fit ``num_classes``.
   """
   batch = _validation.check_batch(images)
-  height, width = _validation.check_spatial(images)
+  height, width = _validation.check_spatial(images, layout)
   params = sample_cutmix(key, batch, (height, width), alpha=alpha, mode=mode,
-                         minmax=minmax, pairing=pairing)
-  return apply_mix(params, images, labels, num_classes, label_smoothing)
+                         minmax=minmax, pairing=pairing, box_rule=box_rule)
+  return apply_mix(params, images, labels, num_classes, label_smoothing,
+                   layout=layout)

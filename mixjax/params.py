@@ -143,18 +143,25 @@ def _cast_bits(bits: chex.Array, dtype, out_dtype) -> chex.Array:
   return _bits(_unbits(bits, dtype).astype(out_dtype))
 
 
-def mix_images(params: MixParams, images: chex.Array) -> chex.Array:
+def mix_images(
+    params: MixParams, images: chex.Array, layout: str | None = None
+) -> chex.Array:
   """Applies the pixel part of a mix.
 
   Args:
     params: a drawn mix for batch ``B``.
     images: ``[B, ...]``; with boxes, ``[B, H, W, C]`` or ``[B, H, W]``.
+    layout: with boxes, ``None`` (default) refuses a rank-4 batch that looks
+      channels-first ``[B, C, H, W]`` (axis 1 of size 1, 3 or 4 and a last axis
+      larger than 4: transpose it with ``jnp.transpose(x, (0, 2, 3, 1))``);
+      ``"NHWC"`` declares the batch NHWC and skips that check. Unused without boxes.
 
   Returns:
     The mixed batch, same shape, dtype :func:`mixed_dtype`. Blends are computed
     in at least float32 and cast back (bfloat16 in, bfloat16 out).
   """
   batch = _validation.check_batch(images)
+  _validation.check_layout(layout)
   _check_params(params, batch)
   shape = images.shape
   out_dtype = mixed_dtype(params, images.dtype)
@@ -163,7 +170,7 @@ def mix_images(params: MixParams, images: chex.Array) -> chex.Array:
   # rows). XLA fuses it into one loop over the view whose contiguous inner axis
   # vectorises; over NHWC with C = 3 innermost, a CutMix loop does not.
   if params.boxes is not None:
-    height, width = _validation.check_spatial(images)
+    height, width = _validation.check_spatial(images, layout)
     view = images.reshape(batch, height, math.prod(shape[2:]))
   else:
     view = images.reshape(batch, math.prod(shape[1:]))
@@ -219,14 +226,19 @@ def apply_mix(
     labels: chex.Array,
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
+    layout: str | None = None,
 ) -> tuple[chex.Array, chex.Array]:
-  """Applies a drawn mix to a batch: ``(mixed images, soft labels)``."""
+  """Applies a drawn mix to a batch: ``(mixed images, soft labels)``.
+
+  ``layout`` is passed to :func:`mix_images` (``"NHWC"`` to paste boxes into a
+  batch that looks channels-first but is not).
+  """
   batch = _validation.check_batch(images)
   if labels.shape[0] != batch:
     raise ValueError(
         f"images and labels must have the same batch size, got images "
         f"{tuple(images.shape)} and labels {tuple(labels.shape)}.")
-  return (mix_images(params, images),
+  return (mix_images(params, images, layout),
           mix_labels(params, labels, num_classes, label_smoothing))
 
 

@@ -24,8 +24,20 @@ from mixjax.sampling import sample_lambda, sample_partners
 class MixConfig:
   """Configuration of the combined policy; hashable, so it is a static jit arg.
 
-  Defaults follow ``timm.data.Mixup`` except ``label_smoothing`` (0 here, as in
-  every other mixjax op; timm's default is 0.1).
+  The defaults of ``mixup_alpha``, ``cutmix_alpha``, ``cutmix_minmax``, ``prob``,
+  ``switch_prob`` and ``mode`` are those of ``timm.data.Mixup``
+  (``timm/data/mixup.py`` line 104); two defaults differ:
+
+  * ``pairing="permute"`` pairs each example with a random permutation of the
+    batch, as CutMix-PyTorch does (``torch.randperm``, ``train.py`` line 231),
+    where timm always pairs example ``i`` with ``B − 1 − i`` (it flips the batch:
+    ``x.flip(0)`` / ``j = batch_size - i - 1``, lines 26, 164 and 203). Pass
+    ``pairing="flip"`` for timm's pairing.
+  * ``label_smoothing=0`` as in every other mixjax op (timm's default is 0.1).
+
+  CutMix boxes follow timm's (and CutMix-PyTorch's) ``rand_bbox`` by default,
+  with timm's ``correct_lam`` always on: the label weight is the exact kept
+  fraction after clipping.
 
   Attributes:
     mixup_alpha: ``α`` of Mixup's ``Beta(α, α)``; 0 disables Mixup.
@@ -38,7 +50,11 @@ class MixConfig:
     mode: ``"batch"`` or ``"elem"``.
     label_smoothing: ``ε`` applied to the labels before mixing.
     num_classes: ``K``, needed for integer labels.
-    pairing: ``"permute"``, ``"flip"`` (timm's) or ``"roll"``.
+    pairing: ``"permute"`` (default, a random permutation), ``"flip"`` (timm's:
+      ``perm[i] = B − 1 − i``) or ``"roll"``.
+    box_rule: ``"reference"`` (default; CutMix-PyTorch's and timm's
+      ``rand_bbox``) or ``"full_side"`` (mixjax 0.1.0's boxes, to replay old
+      draws); see :func:`~mixjax.sample_boxes`.
   """
   mixup_alpha: float = 1.0
   cutmix_alpha: float = 0.0
@@ -49,6 +65,7 @@ class MixConfig:
   label_smoothing: float = 0.0
   num_classes: int | None = None
   pairing: str = "permute"
+  box_rule: str = "reference"
 
   def __post_init__(self):
     for name in ("mixup_alpha", "cutmix_alpha"):
@@ -66,6 +83,7 @@ class MixConfig:
     _validation.check_probability(self.switch_prob, "switch_prob")
     _validation.check_mode(self.mode)
     _validation.check_pairing(self.pairing)
+    _validation.check_box_rule(self.box_rule)
     if not 0.0 <= self.label_smoothing < 1.0:
       raise ValueError(
           f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
@@ -122,7 +140,7 @@ def sample_mix(
       raise ValueError("CutMix is enabled, so image_size (H, W) is required.")
     boxes, cut_weight = sample_cutmix_boxes(
         key_cutmix, num, image_size, alpha=config.cutmix_alpha or 1.0,
-        mode="elem", minmax=config.cutmix_minmax)
+        mode="elem", minmax=config.cutmix_minmax, box_rule=config.box_rule)
     boxes = jnp.where(do_cutmix[:, None], boxes, 0)
     weight = jnp.where(do_cutmix, cut_weight, weight)
     boxes = jnp.broadcast_to(boxes, (batch_size, 4))
@@ -132,12 +150,14 @@ def sample_mix(
                    boxes=boxes)
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
+@functools.partial(jax.jit, static_argnames=("config", "layout"))
 def mix(
     key: chex.PRNGKey,
     images: chex.Array,
     labels: chex.Array,
     config: MixConfig,
+    *,
+    layout: str | None = None,
 ) -> tuple[chex.Array, chex.Array]:
   """Mixes a batch with the combined Mixup/CutMix policy.
 
@@ -147,6 +167,10 @@ def mix(
       disabled), float or integer.
     labels: int class ids ``[B]`` (with ``config.num_classes``) or rows ``[B, K]``.
     config: a :class:`MixConfig`.
+    layout: with CutMix enabled, ``None`` (default) refuses a rank-4 batch that
+      looks channels-first ``[B, C, H, W]`` (axis 1 of size 1, 3 or 4, last axis
+      larger than 4; transpose it with ``jnp.transpose(x, (0, 2, 3, 1))``), and
+      ``"NHWC"`` declares it NHWC; see :func:`~mixjax.cutmix`.
 
   Returns:
     ``(x̃, ỹ)``. Output dtype: floats are kept; integer images stay integer if
@@ -155,7 +179,8 @@ def mix(
   if not isinstance(config, MixConfig):
     raise ValueError(f"config must be a MixConfig, got {type(config).__name__}.")
   batch = _validation.check_batch(images)
-  image_size = _validation.check_spatial(images) if config.cutmix_enabled else None
+  image_size = (_validation.check_spatial(images, layout)
+                if config.cutmix_enabled else None)
   params = sample_mix(key, batch, image_size, config)
   return apply_mix(params, images, labels, config.num_classes,
-                   config.label_smoothing)
+                   config.label_smoothing, layout=layout)

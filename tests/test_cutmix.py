@@ -9,6 +9,7 @@ from scipy import stats
 import mixjax
 from tests.distinct_images import distinct_images, source_example
 from tests.jaxpr_utils import num_eqns
+from tests.tolerances import assert_close_in_ulps
 
 B = 8  # Batch == num_classes with labels = arange(B).
 SHAPE = (B, 8, 8, 3)  # H·W = 64: the kept fraction 1 − area/64 is exact in float32.
@@ -109,6 +110,11 @@ def test_cutmix_pastes_a_rectangle_with_exact_weight(mode, pairing, shape):
                                rtol=0, atol=1e-7)
     if pairing == "flip":
       np.testing.assert_array_equal(perm, np.arange(B)[::-1])
+    # Seen in the pixels: the default is the reference rand_bbox rule, whose box sides
+    # are 2·⌊cut/2⌋, even, wherever the box is not clipped on that axis.
+    for lo, hi, size in [(0, 2, h), (1, 3, w)]:
+      free = moved & (boxes[:, lo] > 0) & (boxes[:, hi] < size)
+      assert ((boxes[free, hi] - boxes[free, lo]) % 2 == 0).all()
     if mode == "batch":
       assert (param_boxes == param_boxes[0]).all(), "batch mode must share one box"
       assert (boxes[moved] == param_boxes[0]).all()
@@ -140,8 +146,13 @@ def test_cutmix_keeps_dtype_and_copies_pixels(dtype):
   assert (partners != np.arange(B)).any()
 
 
+def _sides(boxes):
+  return boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+
+
 def test_sample_boxes_side_and_clipping():
-  """Unclipped side ⌊H·√(1 − λ)⌋ × ⌊W·√(1 − λ)⌋, centre in the image, clipped to it."""
+  """Reference rule: rows [c − ⌊cut/2⌋, c + ⌊cut/2⌋) with cut = ⌊H·√(1 − λ)⌋ (columns
+  alike with W), centre c in the image, clipped to it (rand_bbox, see _rand_bbox)."""
   h, w = 20, 30
   rng = np.random.default_rng(0)
   lam = np.concatenate([[0.0, 1.0, 0.75], rng.uniform(size=4000)]).astype(np.float32)
@@ -150,24 +161,74 @@ def test_sample_boxes_side_and_clipping():
   ratio = np.sqrt(np.float32(1) - lam)
   for lo, hi, size, cut in [(0, 2, h, np.floor(np.float32(h) * ratio).astype(int)),
                             (1, 3, w, np.floor(np.float32(w) * ratio).astype(int))]:
+    half = cut // 2
     start, end = boxes[:, lo], boxes[:, hi]
     assert ((0 <= start) & (start <= end) & (end <= size)).all()
     interior = (start > 0) & (end < size)
-    np.testing.assert_array_equal((end - start)[interior], cut[interior])
-    assert (end - start <= cut).all()
-    # The box starts cut//2 before its centre, unless clipped at the start.
-    centre = start + cut // 2
-    clipped_start = start == 0
-    assert ((centre[~clipped_start] >= 0) & (centre[~clipped_start] < size)).all()
-    np.testing.assert_array_equal(end[~clipped_start],
-                                  np.minimum(start + cut, size)[~clipped_start])
-    assert (end[clipped_start] <= cut[clipped_start]).all()
-    assert interior.mean() > 0.2 and clipped_start.mean() > 0.05
+    # Unclipped, a side is 2·⌊cut/2⌋: cut itself when even, one short when odd.
+    np.testing.assert_array_equal((end - start)[interior], 2 * half[interior])
+    assert (interior & (cut % 2 == 1)).any() and (interior & (cut % 2 == 0)).any()
+    # An unclipped end fixes the centre c = start + ⌊cut/2⌋ (or end − ⌊cut/2⌋), which
+    # lies in the image; the other end is c ∓ ⌊cut/2⌋, clipped.
+    kept = start > 0
+    centre = np.where(kept, start + half, end - half)
+    unknown = (start == 0) & (end == size)
+    assert ((centre[~unknown] >= 0) & (centre[~unknown] < size)).all()
+    np.testing.assert_array_equal(end[kept], np.minimum(centre + half, size)[kept])
+    kept = end < size
+    np.testing.assert_array_equal(start[kept], np.maximum(centre - half, 0)[kept])
+    assert (end - start <= 2 * half).all()
+    assert interior.mean() > 0.2 and (start == 0).mean() > 0.05 and (end == size).mean() > 0.05
   # λ = 0: an image-sized box around a uniform centre, so clipped unless centred.
   assert boxes[0, 0] == 0 and boxes[0, 1] == 0
   assert mixjax.box_area(jnp.asarray(boxes))[1] == 0  # λ = 1: empty.
   area = np.asarray(mixjax.box_area(jnp.asarray(boxes)))
   assert (area <= (1 - lam) * h * w + 1e-3).all()
+
+
+def test_full_side_rule_replays_mixjax_0_1_boxes():
+  """box_rule="full_side" is mixjax 0.1.0's rule: same key, same boxes, bit for bit."""
+  lam = jnp.asarray([0.1, 0.3, 0.5, 0.62, 0.8, 0.95, 0.0, 0.45], jnp.float32)
+  # sample_boxes(jax.random.key(11), lam, 20, 30) at commit f079acb (mixjax 0.1.0).
+  recorded = [[0, 0, 17, 14], [0, 16, 13, 30], [0, 8, 12, 29], [12, 3, 20, 21],
+              [13, 19, 20, 30], [7, 23, 11, 29], [0, 0, 14, 17], [0, 0, 13, 20]]
+  key = jax.random.key(11)
+  old = np.asarray(mixjax.sample_boxes(key, lam, 20, 30, "full_side"))
+  np.testing.assert_array_equal(old, recorded)
+  new = np.asarray(mixjax.sample_boxes(key, lam, 20, 30))
+  assert (new != old).any()
+  # Many draws: the same centres; full_side's unclipped side is exactly cut, so it
+  # starts where the reference box starts and ends up to one pixel further.
+  h, w, n = 20, 30, 4000
+  lam = jax.random.uniform(jax.random.key(2), (n,))
+  old = np.asarray(mixjax.sample_boxes(key, lam, h, w, box_rule="full_side"))
+  new = np.asarray(mixjax.sample_boxes(key, lam, h, w, box_rule="reference"))
+  np.testing.assert_array_equal(old[:, :2], new[:, :2])
+  assert set(np.unique(old[:, 2:] - new[:, 2:])) == {0, 1}
+  ratio = np.sqrt(np.float32(1) - np.asarray(lam))
+  for (lo, hi), size in [((0, 2), h), ((1, 3), w)]:
+    cut = np.floor(np.float32(size) * ratio).astype(int)
+    interior = (old[:, lo] > 0) & (old[:, hi] < size)
+    np.testing.assert_array_equal((old[:, hi] - old[:, lo])[interior], cut[interior])
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_box_rule_reaches_sample_cutmix_and_cutmix(mode):
+  """box_rule flows from cutmix/sample_cutmix to the boxes, with exact weights for each."""
+  h, w, n = 32, 32, 2000  # 32×32: even sides when unclipped under the reference rule.
+  for rule, odd in [("reference", False), ("full_side", True)]:
+    boxes, weight = mixjax.sample_cutmix_boxes(jax.random.key(9), n, (h, w), mode="elem",
+                                               box_rule=rule)
+    heights, _ = _sides(np.asarray(boxes))
+    interior = (np.asarray(boxes)[:, 0] > 0) & (np.asarray(boxes)[:, 2] < h)
+    assert (heights[interior] % 2 == 1).any() == odd
+    params = mixjax.sample_cutmix(jax.random.key(9), B, (8, 8), mode=mode, box_rule=rule)
+    x = distinct_images(SHAPE)
+    out, y = mixjax.cutmix(jax.random.key(9), x, LABELS, num_classes=B, mode=mode,
+                           box_rule=rule)
+    expected = mixjax.apply_mix(params, x, LABELS, B)
+    np.testing.assert_array_equal(out, expected[0])  # Pasted pixels are copies.
+    # w·e_i + (1 − w)·e_p, rounded once or fused into an FMA: 1 ulp of 1.
+    assert_close_in_ulps(y, expected[1], 1, scale=1.0)
 
 
 def test_box_centre_is_uniform():
@@ -182,35 +243,107 @@ def test_box_centre_is_uniform():
   assert boxes[:, 0].max() == h - 1 and boxes[:, 1].max() == w - 1
 
 
-def _simulate_cutmix(alpha, n, h, w, seed):
-  """The spec in numpy: λ ~ Beta(α, α), side ⌊size·√(1 − λ)⌋, uniform centre, clipped."""
-  rng = np.random.default_rng(seed)
-  ratio = np.sqrt(1.0 - rng.beta(alpha, alpha, n))
-  sides = []
-  for size in (h, w):
-    cut = np.floor(size * ratio).astype(int)
-    start = rng.integers(0, size, n) - cut // 2
-    sides.append(np.clip(start + cut, 0, size) - np.clip(start, 0, size))
-  return sides[0], 1.0 - sides[0] * sides[1] / (h * w)
+def _rand_bbox(size, lam, rng):
+  """CutMix-PyTorch's ``rand_bbox``, copied from clovaai/CutMix-PyTorch train.py lines
+  279–295 (commit 2d8eb68), with ``np.int`` (gone from numpy) as ``int`` and
+  ``np.random`` as the RandomState ``rng``. ``size`` is an NCHW shape, so its ``W``
+  (``size[2]``) is the number of rows and ``bbx1:bbx2`` a row range (train.py line 235
+  pastes ``input[:, :, bbx1:bbx2, bby1:bby2]``). timm's ``rand_bbox``
+  (timm/data/mixup.py lines 30–51) is the same rule with the axes named by what they are.
+  """
+  W = size[2]  # noqa: N806 (the reference's names)
+  H = size[3]  # noqa: N806
+  cut_rat = np.sqrt(1. - lam)
+  cut_w = int(W * cut_rat)
+  cut_h = int(H * cut_rat)
+
+  # uniform
+  cx = rng.randint(W)
+  cy = rng.randint(H)
+
+  bbx1 = np.clip(cx - cut_w // 2, 0, W)
+  bby1 = np.clip(cy - cut_h // 2, 0, H)
+  bbx2 = np.clip(cx + cut_w // 2, 0, W)
+  bby2 = np.clip(cy + cut_h // 2, 0, H)
+
+  return bbx1, bby1, bbx2, bby2
 
 
-@pytest.mark.parametrize("alpha", [0.3, 1.0, 2.0])
-def test_cutmix_box_distribution_matches_spec(alpha):
-  # Two-sample KS against the numpy simulation, 20,000 draws each, at the 1% level
-  # (the data are discrete, which only makes the test conservative).
-  h, w, n = 16, 16, 20_000
-  boxes, weight = mixjax.sample_cutmix_boxes(jax.random.key(3), n, (h, w), alpha=alpha,
+def _reference_cutmix(alpha, n, h, w, seed):
+  """n draws of CutMix-PyTorch's train.py: λ ~ Beta(α, α) (line 230), the box from
+  rand_bbox (line 234) and λ corrected to the pasted fraction (line 237).
+
+  Returns:
+    (boxes [n, 4] as (top, left, bottom, right), label weights [n]).
+  """
+  rng = np.random.RandomState(seed)
+  boxes = np.empty((n, 4), np.int64)
+  for i in range(n):
+    lam = rng.beta(alpha, alpha)
+    bbx1, bby1, bbx2, bby2 = _rand_bbox((1, 3, h, w), lam, rng)
+    boxes[i] = bbx1, bby1, bbx2, bby2
+  heights, widths = _sides(boxes)
+  return boxes, 1 - heights * widths / (h * w)
+
+
+# Seven statistics per case: the pasted area (H·W·(1 − w), an integer, so that float32
+# and float64 copies of one fraction tie as they should), the four corners, height, width.
+_KS_LEVEL = 0.01 / 7  # Bonferroni: the seven together at the 1% level.
+
+
+def _ks_statistics(boxes):
+  heights, widths = _sides(boxes)
+  return {"area": heights * widths, "top": boxes[:, 0], "left": boxes[:, 1],
+          "bottom": boxes[:, 2], "right": boxes[:, 3], "height": heights, "width": widths}
+
+
+@pytest.mark.parametrize("alpha,size", [(1.0, (32, 32)), (0.3, (20, 30)), (2.0, (15, 16))],
+                         ids=["a1-32x32", "a0.3-20x30", "a2-15x16"])
+def test_cutmix_boxes_match_reference_rand_bbox(alpha, size):
+  """Two-sample KS of our default boxes against the numpy copy of rand_bbox.
+
+  20,000 draws each, fixed seeds; each statistic at the 0.01/7 level, so the seven
+  together at 1% (the data are discrete, which only makes KS conservative). The
+  non-square sizes check that rows use H and columns W; 15 gives odd cuts of both
+  parities. Power: the same test rejects mixjax 0.1.0's full_side boxes.
+  """
+  h, w = size
+  n = 20_000
+  boxes, weight = mixjax.sample_cutmix_boxes(jax.random.key(3), n, size, alpha=alpha,
                                              mode="elem")
-  boxes, weight = np.asarray(boxes), np.asarray(weight, np.float64)
-  np.testing.assert_array_equal(
-      weight, 1.0 - np.float32((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-      / np.float32(h * w))
-  sim_height, sim_weight = _simulate_cutmix(alpha, n, h, w, seed=0)
-  assert stats.ks_2samp(weight, sim_weight).pvalue > 0.01
-  assert stats.ks_2samp(boxes[:, 2] - boxes[:, 0], sim_height).pvalue > 0.01
-  # Power: the same test rejects a different α.
-  _, other_weight = _simulate_cutmix(3 * alpha, n, h, w, seed=1)
-  assert stats.ks_2samp(weight, other_weight).pvalue < 1e-6
+  boxes, weight = np.asarray(boxes), np.asarray(weight)
+  # The label weight is exactly 1 − area/(H·W) of each clipped box (correct_lam).
+  heights, widths = _sides(boxes)
+  assert_close_in_ulps(weight, 1.0 - heights * widths / (h * w), 1, scale=1.0)
+  np.testing.assert_array_equal(np.rint((1.0 - weight.astype(np.float64)) * h * w),
+                                heights * widths)
+  ours = _ks_statistics(boxes)
+  ref = _ks_statistics(_reference_cutmix(alpha, n, h, w, seed=0)[0])
+  for name in ours:
+    pvalue = stats.ks_2samp(ours[name], ref[name]).pvalue
+    assert pvalue > _KS_LEVEL, (name, pvalue)
+  # Power: the old rule's boxes are rejected (they differ only by one pixel at odd cuts).
+  old, _ = mixjax.sample_cutmix_boxes(jax.random.key(4), n, size, alpha=alpha, mode="elem",
+                                      box_rule="full_side")
+  old = _ks_statistics(np.asarray(old))
+  assert min(stats.ks_2samp(old[name], ref[name]).pvalue for name in old) < 1e-6
+  # And a different α is rejected.
+  other = _ks_statistics(_reference_cutmix(3 * alpha, n, h, w, seed=1)[0])
+  assert stats.ks_2samp(ours["area"], other["area"]).pvalue < 1e-6
+
+
+def test_mean_pasted_fraction_matches_reference():
+  # α = 1 on 32×32: E[1 − w] = 0.2995 for rand_bbox (0.3105 for mixjax 0.1.0's rule).
+  # 100,000 draws: the standard error is 0.25/√n < 0.001, so 4σ is 0.004 (< the 0.011 gap).
+  n = 100_000
+  _, weight = mixjax.sample_cutmix_boxes(jax.random.key(5), n, (32, 32), mode="elem")
+  _, ref_weight = _reference_cutmix(1.0, n, 32, 32, seed=2)
+  pasted, ref_pasted = 1 - np.asarray(weight, np.float64), 1 - ref_weight
+  se = np.sqrt(pasted.var() / n + ref_pasted.var() / n)
+  assert abs(pasted.mean() - ref_pasted.mean()) < 4 * se
+  _, old_weight = mixjax.sample_cutmix_boxes(jax.random.key(5), n, (32, 32), mode="elem",
+                                             box_rule="full_side")
+  assert (1 - np.asarray(old_weight, np.float64)).mean() - ref_pasted.mean() > 8 * se
 
 
 @pytest.mark.parametrize("mode", ["batch", "elem"])

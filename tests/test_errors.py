@@ -7,6 +7,7 @@ import pytest
 
 import mixjax
 from mixjax import MixConfig
+from tests.tolerances import assert_close_in_ulps
 
 B, K = 8, 8
 KEY = jax.random.key(0)
@@ -102,6 +103,63 @@ def test_cutmix_needs_two_spatial_axes(shape):
     mixjax.mix_images(mixjax.sample_cutmix(KEY, B, (8, 8)), images)
 
 
+NCHW_MATCH = (r"looks channels-first \[B, C, H, W\].*jnp\.transpose\(x, \(0, 2, 3, 1\)\)"
+              r".*layout='NHWC'")
+
+
+@pytest.mark.parametrize("shape", [(B, 3, 32, 32), (B, 1, 28, 28), (B, 4, 8, 5)])
+def test_cutmix_refuses_likely_channels_first(shape):
+  """Axis 1 of size 1, 3 or 4 and a last axis > 4: NCHW, refused at trace time in every
+  box path, with the fix and the way to pass such NHWC data on purpose in the message."""
+  images = jnp.zeros(shape)
+  policy = MixConfig(cutmix_alpha=1.0, num_classes=K)
+  calls = [
+      lambda k, x: mixjax.cutmix(k, x, LABELS, num_classes=K),
+      lambda k, x: mixjax.mix(k, x, LABELS, policy),
+      lambda k, x: mixjax.mix_images(mixjax.sample_cutmix(k, B, (8, 8)), x),
+      lambda k, x: mixjax.apply_mix(mixjax.sample_cutmix(k, B, (8, 8)), x, LABELS, K),
+  ]
+  for call in calls:
+    with pytest.raises(ValueError, match=NCHW_MATCH):
+      jax.make_jaxpr(call)(KEY, images)  # Trace time: shapes only.
+  # Without boxes any layout is fine (Mixup never reads H and W).
+  mixup_only = MixConfig(mixup_alpha=1.0, num_classes=K)
+  assert mixjax.mix(KEY, images, LABELS, mixup_only)[0].shape == shape
+
+
+@pytest.mark.parametrize("shape", [(B, 8, 8, 3), (B, 3, 8, 4), (B, 3, 8), (B, 5, 8, 8),
+                                   (B, 1, 1, 1)])
+def test_channels_first_guard_spares_nhwc(shape):
+  # Last axis ≤ 4, rank 3, or axis 1 not in {1, 3, 4}: read as NHWC / NHW as before.
+  out, _ = mixjax.cutmix(KEY, jnp.zeros(shape), LABELS, num_classes=K)
+  assert out.shape == shape
+
+
+def test_layout_nhwc_pastes_into_such_data_on_purpose():
+  # [B, 3, 8, 8] that really is 3 rows × 8 columns × 8 channels: layout="NHWC" says so.
+  shape = (B, 3, 8, 8)
+  x = jnp.asarray(2 * np.arange(B).reshape(B, 1, 1, 1)
+                  + np.random.default_rng(0).uniform(size=shape), jnp.float32)
+  key = jax.random.key(1)
+  out, y = mixjax.cutmix(key, x, LABELS, num_classes=K, mode="elem", layout="NHWC")
+  params = mixjax.sample_cutmix(key, B, (3, 8), mode="elem")
+  mask = np.asarray(mixjax.box_mask(params.boxes, 3, 8))[..., None]
+  partners = np.asarray(x)[np.asarray(params.perm)]
+  np.testing.assert_array_equal(out, np.where(mask, partners, np.asarray(x)))
+  assert (mask.sum(axis=(1, 2, 3)) > 0).any()
+  expected_out, expected_y = mixjax.apply_mix(params, x, LABELS, K, layout="NHWC")
+  np.testing.assert_array_equal(out, expected_out)
+  # w·e_i + (1 − w)·e_p, rounded once or fused into an FMA: 1 ulp of 1.
+  assert_close_in_ulps(y, expected_y, 1, scale=1.0)
+  policy = MixConfig(mixup_alpha=0.0, cutmix_alpha=1.0, num_classes=K)
+  assert mixjax.mix(key, x, LABELS, policy, layout="NHWC")[0].shape == shape
+  assert mixjax.mix_images(params, x, layout="NHWC").shape == shape
+  with pytest.raises(ValueError, match=r"layout must be None .* or 'NHWC'"):
+    mixjax.cutmix(key, x, LABELS, num_classes=K, layout="NCHW")
+  with pytest.raises(ValueError, match=r"layout must be None .* or 'NHWC'"):
+    mixjax.mix_images(mixjax.sample_mixup(key, B), x, layout="nhwc")
+
+
 def test_images_must_be_batched_arrays():
   with pytest.raises(ValueError, match=r"images must have rank >= 2"):
     mixjax.mixup(KEY, jnp.zeros((B,)), LABELS, num_classes=K)
@@ -131,6 +189,18 @@ def test_unknown_pairing():
     MixConfig(pairing="shuffle")
   with pytest.raises(ValueError, match=match):
     mixjax.sample_partners(KEY, B, "shuffle")
+
+
+def test_unknown_box_rule():
+  match = r"box_rule must be one of \('reference', 'full_side'\), got 'corner'"
+  with pytest.raises(ValueError, match=match):
+    mixjax.cutmix(KEY, IMAGES, LABELS, num_classes=K, box_rule="corner")
+  with pytest.raises(ValueError, match=match):
+    MixConfig(cutmix_alpha=1.0, box_rule="corner")
+  with pytest.raises(ValueError, match=match):
+    mixjax.sample_cutmix(KEY, B, (8, 8), box_rule="corner")
+  with pytest.raises(ValueError, match=match):
+    mixjax.sample_boxes(KEY, jnp.ones((B,)), 8, 8, box_rule="corner")
 
 
 @pytest.mark.parametrize("name", ["prob", "switch_prob"])

@@ -177,6 +177,57 @@ def test_batch_mode_one_decision_per_call():
   assert _within((kinds == 2).sum(), (kinds > 0).sum(), 0.5)
 
 
+@pytest.mark.parametrize("box_rule", ["reference", "full_side"])
+def test_policy_boxes_follow_box_rule(box_rule):
+  """The policy's CutMix boxes are sample_cutmix_boxes' (reference rand_bbox by default).
+
+  On 32×32 a reference box that is clipped on neither side of an axis has an even side
+  (2·⌊cut/2⌋); mixjax 0.1.0's full_side boxes have odd ones too (the full cut).
+  """
+  n, hw = 4000, 32
+  config = MixConfig(mixup_alpha=0.0, cutmix_alpha=1.0, mode="elem", num_classes=2,
+                     box_rule=box_rule)
+  assert MixConfig(cutmix_alpha=1.0).box_rule == "reference"
+  params = mixjax.sample_mix(jax.random.key(3), n, (hw, hw), config)
+  boxes = np.asarray(params.boxes)
+  area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+  # Exact label weight of each example's own box.
+  np.testing.assert_array_equal(np.asarray(params.label_weight),
+                                np.float32(1) - area.astype(np.float32) / np.float32(hw * hw))
+  odd = []
+  for lo, hi in [(0, 2), (1, 3)]:
+    interior = (boxes[:, lo] > 0) & (boxes[:, hi] < hw)
+    odd.append(((boxes[:, hi] - boxes[:, lo])[interior] % 2 == 1).any())
+  assert odd == [box_rule == "full_side"] * 2
+
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_pairing_flip_is_timms_reversed_batch(mode):
+  """pairing="flip" pairs example i with B − 1 − i, as timm's Mixup (x.flip(0)); the
+  default pairs by a random permutation (MixConfig's one departure from timm's pairing)."""
+  assert MixConfig().pairing == "permute"
+  config = MixConfig(mixup_alpha=0.0, cutmix_alpha=1.0, mode=mode, num_classes=B,
+                     pairing="flip")
+  x = distinct_images(SHAPE)
+  flipped = np.arange(B)[::-1]
+  pasted = 0
+  for seed in range(4):
+    key = jax.random.key(seed)
+    params = mixjax.sample_mix(key, B, SHAPE[1:3], config)
+    np.testing.assert_array_equal(params.perm, flipped)
+    out, y = mixjax.mix(key, x, LABELS, config)
+    # Every pixel is the example's own or the one at the same place in x[::-1].
+    out, xs = np.asarray(out), np.asarray(x)
+    own, partner = out == xs, out == xs[::-1]
+    assert (own | partner).all()
+    pasted += (~own).any(axis=(1, 2, 3)).sum()
+    _check_pasted(x, out, y)  # Labels: the exact kept fraction, the flipped partner's row.
+  assert pasted > 0
+  permuted = mixjax.sample_mix(jax.random.key(0), B, SHAPE[1:3],
+                               dataclasses.replace(config, pairing="permute"))
+  assert (np.asarray(permuted.perm) != flipped).any()
+
+
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_policy_is_one_program_for_any_batch(mode):
   config = MixConfig(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=B)
@@ -204,3 +255,4 @@ def test_config_is_frozen_and_hashable():
   d = MixConfig()
   assert (d.mixup_alpha, d.cutmix_alpha, d.prob, d.switch_prob, d.mode, d.label_smoothing) == (
       1.0, 0.0, 1.0, 0.5, "batch", 0.0)
+  assert d.box_rule == "reference"
