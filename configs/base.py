@@ -16,7 +16,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.flip = True          # Random horizontal flip.
   # Model: preact_resnet18, preact_resnet34, wide_resnet28_10, small_cnn, mlp.
   c.model = "preact_resnet18"
-  c.model_kwargs = ml_collections.ConfigDict()
+  # Options of get_model; None leaves the model's default. Declared here so that
+  # the locked config takes --config.model_kwargs.init=pytorch from the command line.
+  c.model_kwargs = ml_collections.ConfigDict({
+      "variant": ml_collections.config_dict.placeholder(str),  # e.g. "mixup_cifar10".
+      "init": ml_collections.config_dict.placeholder(str),     # e.g. "pytorch".
+  })
   c.dtype = "float32"    # "bfloat16" computes in bf16 (params stay float32).
   # Methods, each trained in turn in workdir/<method>: erm, mixup, cutmix,
   # manifold_mixup, policy. Their hyper-parameters come from
@@ -29,6 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.switch_prob = ml_collections.config_dict.placeholder(float)
   c.mix_layers = ml_collections.config_dict.placeholder(tuple)
   c.label_smoothing = 0.0
+  # The loss (mixjax.losses.LOSSES): "ce", soft-target cross-entropy (the Mixup and
+  # CutMix code), or "softmax_bce", BCE of the softmax (the Manifold Mixup code).
+  c.loss = "ce"
   # Optimisation: SGD, Nesterov momentum 0.9, L2 weight decay (PyTorch-style).
   c.num_epochs = 200
   c.batch_size = 128

@@ -132,7 +132,8 @@ def train_and_evaluate(
   if config.model not in list_models():
     raise ValueError(f"unknown model {config.model!r}; known models: {list_models()}.")
   ds = load_dataset(config.dataset, config.get("data_dir"))
-  model_kwargs = dict(config.get("model_kwargs") or {})
+  # A None option (configs/base.py declares them unset) leaves the model's default.
+  model_kwargs = {k: v for k, v in (config.get("model_kwargs") or {}).items() if v is not None}
   dtype = jnp.dtype(config.get("dtype") or "float32")
   if dtype != jnp.float32:
     model_kwargs.setdefault("dtype", dtype)
@@ -152,7 +153,8 @@ def train_and_evaluate(
   augment = Augment(config.padding, config.flip, tuple(ds.mean), tuple(ds.std))
   parallel = DataParallel(
       make_train_step(model, method, ds.num_classes, augment,
-                      config.get("label_smoothing", 0.0), dtype=dtype),
+                      config.get("label_smoothing", 0.0), dtype=dtype,
+                      loss=config.get("loss", "ce")),
       make_eval_step(model, augment, config.get("ece_bins", 15), dtype=dtype),
       backend=config.get("parallel", "shard_map"), devices=devices,
       compiler_options={} if config.get("xla_defaults", False) else None)
