@@ -28,12 +28,12 @@ Hidden States" (ICML). Every value below is read from that repository at commit
 
 The loss is the code's, not the text's: the paper writes a generic loss ℓ; the
 code trains ERM, Mixup and Manifold Mixup with BCELoss of the softmax (mean over
-B·K; mixjax.softmax_bce), whose gradient at a near-uniform softmax is 1/(K − 1) of
-the cross-entropy's (0.111× for CIFAR-10, 0.0101× for CIFAR-100), so lr 0.1 and
+B·K; mixjax.softmax_bce), whose gradient at a uniform softmax is 1/(K − 1) of the
+cross-entropy's (0.111× for CIFAR-10, 0.0101× for CIFAR-100), so lr 0.1 and
 weight decay 1e-4 mean something else with ``--config.loss=ce``. Reported test
-error (PreActResNet-18): CIFAR-10 2.89%, CIFAR-100 20.34%. The repository's own
-networks are not reproduced here (its PreActResNet-18 and WRN-28-10 keep our
-defaults).
+error (PreActResNet-18): CIFAR-10 2.89%, CIFAR-100 20.34%. The networks are ours with
+their defaults (the repository's models/preresnet.py and wide_resnet.py are not
+reproduced here).
 
 For a 200-epoch budget comparable with the other recipes:
   python train.py --config=configs/cifar_manifold_mixup.py \

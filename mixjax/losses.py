@@ -2,10 +2,11 @@ r"""The losses a train step can use, by name: soft-target CE and the softmax-BCE
 
 ``"ce"`` is :func:`~mixjax.soft_target_cross_entropy`, the loss of the Mixup and
 CutMix code. ``"softmax_bce"`` is :func:`softmax_bce`, the loss the Manifold
-Mixup code trains ERM, Mixup and Manifold Mixup with. At an untrained network's
-near-uniform softmax its gradient is exactly ``1/(K − 1)`` of the CE gradient
-(0.111× for 10 classes, 0.0101× for 100), so the same learning rate and weight
-decay train in another regime with each loss.
+Mixup code trains ERM, Mixup and Manifold Mixup with. At a uniform softmax its
+gradient w.r.t. the logits is exactly ``1/(K − 1)`` of the CE gradient for any
+soft target (0.111× for 10 classes, 0.0101× for 100; init-scale logits measure
+the same to 1%), so the same learning rate and weight decay train in another
+regime with each loss.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def softmax_bce(logits: chex.Array, targets: chex.Array) -> chex.Array:
   reports −100 where this returns the exact ``log(1 − p)`` (e.g. −30 for a
   logit gap of 30); and its backward divides by ``max(p(1 − p), 10^{−12})``
   (torch 1.0, the version the reference was tested with, used ``log(1e-12)``
-  instead of −100 for ``p = 0``). Elsewhere the two agree to rounding.
+  instead of −100 for ``p = 0``: pytorch/pytorch#8147, #31453). Elsewhere the two agree to rounding.
 
   Args:
     logits: ``[..., K]`` with ``K ≥ 2``.
