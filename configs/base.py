@@ -20,6 +20,8 @@ def get_config() -> ml_collections.ConfigDict:
   # None keeps the model's default. dtype comes from c.dtype, mix_layers from
   # c.mix_layers, BatchNorm's axis from c.batch_norm.
   c.model_kwargs = ml_collections.ConfigDict({
+      "variant": ml_collections.config_dict.placeholder(str),  # e.g. "mixup_cifar10".
+      "init": ml_collections.config_dict.placeholder(str),     # e.g. "pytorch".
       "final_norm": ml_collections.config_dict.placeholder(bool),
       "dropout_rate": ml_collections.config_dict.placeholder(float),
   })
@@ -39,6 +41,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.switch_prob = ml_collections.config_dict.placeholder(float)
   c.mix_layers = ml_collections.config_dict.placeholder(tuple)
   c.label_smoothing = 0.0
+  # The loss (mixjax.losses.LOSSES): "ce", soft-target cross-entropy (the Mixup and
+  # CutMix code), or "softmax_bce", BCE of the softmax (the Manifold Mixup code).
+  c.loss = "ce"
   # Optimisation: SGD, Nesterov momentum 0.9, L2 weight decay (PyTorch-style).
   c.num_epochs = 200
   c.batch_size = 128

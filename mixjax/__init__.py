@@ -7,6 +7,7 @@ applying (:func:`apply_mix`), so any mix can be replayed and inspected.
 from mixjax.boxes import box_area, box_mask, sample_boxes, sample_boxes_minmax
 from mixjax.cutmix import cutmix, sample_cutmix, sample_cutmix_boxes
 from mixjax.labels import soft_labels, soft_target_cross_entropy
+from mixjax.losses import softmax_bce
 from mixjax.manifold import MixPlan, sample_plan
 from mixjax.mixup import mixup, sample_mixup
 from mixjax.params import (
@@ -47,5 +48,6 @@ __all__ = [
     "sample_plan",
     "soft_labels",
     "soft_target_cross_entropy",
+    "softmax_bce",
     "symmetric_beta",
 ]

@@ -1,21 +1,151 @@
-"""Every recipe config loads, names a known model and method, and fits 4 devices."""
+"""Every recipe config loads, names a known model and method, fits 4 devices, and
+sets each field to its reference's value (the table below, with citations)."""
 
 import importlib
+import os
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
+from absl import flags
+from ml_collections import config_flags
 
+from configs import base
+from mixjax.losses import LOSSES
 from mixjax.models import list_models
 from mixjax.training import METHODS, method_from_config
+from mixjax.training.state import make_schedule
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = ["cifar_erm", "cifar_mixup", "cifar_manifold_mixup", "cifar_cutmix"]
+ARGS = [None, "cifar10,preact_resnet18", "cifar10,wide_resnet28_10",
+        "cifar100,preact_resnet18", "cifar100,wide_resnet28_10"]
+
+FROM_ARG = "the recipe's argument"  # dataset and model come from ":dataset,model".
+
+
+class Per(dict):
+  """A value that depends on the case: ``{model or dataset name: value}``."""
+
+
+# Repositories at the commits read (file:line in each citation).
+MC = "facebookresearch/mixup-cifar10@eaff31a/"
+MM = "vikasverma1077/manifold_mixup@870ef77/supervised/"
+CM = "clovaai/CutMix-PyTorch@2d8eb68/"
+
+MIXUP_CIFAR10 = {
+    "dataset": (FROM_ARG, MC + "train.py:74 (CIFAR-10; CIFAR-100 in the paper, Sec. 3.2)"),
+    "model": (FROM_ARG, MC + "train.py:29-30, 100; models/resnet.py:172-173 (PreActResNet-18)"),
+    "loss": ("ce", MC + "train.py:114, 137-138"),
+    "learning_rate": (0.1, MC + "train.py:26"),
+    "momentum": (0.9, MC + "train.py:115"),
+    "nesterov": (False, MC + "train.py:115-116 (optim.SGD without nesterov)"),
+    "weight_decay": (1e-4, MC + "train.py:38; README.md:41"),
+    "batch_size": (128, MC + "train.py:33"),
+    "num_epochs": (200, MC + "train.py:34"),
+    "schedule": ("step", MC + "train.py:220-226"),
+    "milestones": ((101, 151), MC + "train.py:220-226 run after train(epoch), 237-240"),
+    "gamma": (0.1, MC + "train.py:223-226 (lr /= 10)"),
+    "warmup_epochs": (0.0, MC + "train.py:220-228 (no warm-up)"),
+    "padding": (4, MC + "train.py:55"),
+    "flip": (True, MC + "train.py:56"),
+    "model_kwargs.variant": (
+        Per(preact_resnet18="mixup_cifar10", wide_resnet28_10=None),
+        MC + "models/resnet.py:47-70, 130-173 (no WRN in the repository)"),
+    "model_kwargs.init": (
+        Per(preact_resnet18="pytorch", wide_resnet28_10=None),
+        MC + "models/resnet.py (no init code: PyTorch's defaults)"),
+}
+
+REFERENCE = {
+    "cifar_erm": {
+        **MIXUP_CIFAR10,
+        "methods": (("erm",), MC + "train.py:121-124 (--alpha=0: λ = 1)"),
+    },
+    "cifar_mixup": {
+        **MIXUP_CIFAR10,
+        "methods": (("mixup",), MC + "train.py:152-157"),
+        "alpha": (1.0, MC + "train.py:39-40"),
+        "mix_mode": ("batch", MC + "train.py:119-134 (one λ, one permutation)"),
+    },
+    "cifar_manifold_mixup": {
+        "dataset": (FROM_ARG, MM + "README.md:33, 81 (cifar10, cifar100)"),
+        "model": (FROM_ARG, MM + "README.md:33, 63 (preactresnet18, wrn28_10)"),
+        "methods": (("manifold_mixup",), MM + "README.md:33, 63, 81, 111 (--train mixup_hidden)"),
+        "alpha": (2.0, MM + "README.md:33, 63, 81, 111 (--mixup_alpha 2.0)"),
+        "mix_layers": ((0, 1, 2),
+                       MM + "models/preresnet.py:106-107; models/wide_resnet.py:120-121"),
+        "mix_mode": ("batch", MM + "models/preresnet.py:115-118; utils.py:127-131"),
+        "loss": ("softmax_bce", MM + "main.py:184-185, 237"),
+        "learning_rate": (0.1, MM + "README.md:33, 63, 81, 111 (--learning_rate 0.1)"),
+        "momentum": (0.9, MM + "README.md:33, 63, 81, 111 (--momentum 0.9)"),
+        "nesterov": (True, MM + "main.py:391-392"),
+        "weight_decay": (1e-4, MM + "README.md:33, 63, 81, 111 (--decay 0.0001)"),
+        "batch_size": (100, MM + "main.py:62 (default; the commands do not set it)"),
+        "num_epochs": (Per(preact_resnet18=2000, wide_resnet28_10=400),
+                       MM + "README.md:33, 81 (2000); 63, 111 (400)"),
+        "milestones": (Per(preact_resnet18=(500, 1000, 1500), wide_resnet28_10=(200, 300)),
+                       MM + "README.md:33, 81; 63, 111 (--schedule); main.py:152-163, 426-427"),
+        "gamma": (0.1, MM + "README.md:33, 63, 81, 111 (--gammas 0.1 ...)"),
+        "schedule": ("step", MM + "main.py:152-163"),
+        "warmup_epochs": (0.0, MM + "main.py:152-163 (no warm-up)"),
+        "padding": (2, MM + "load_data.py:180 (RandomCrop(32, padding=2)), via main.py:377"),
+        "flip": (True, MM + "load_data.py:179"),
+    },
+    "cifar_cutmix": {
+        "dataset": (FROM_ARG, CM + "README.md:47; train.py:76, 92-100 (cifar10, cifar100)"),
+        "model": (FROM_ARG, CM + "README.md:46-49 (PyramidNet-200: not in mixjax, ours kept)"),
+        "methods": (("cutmix",), CM + "train.py:227-240"),
+        "alpha": (1.0, CM + "README.md:54 (--beta 1.0); train.py:230"),
+        "prob": (0.5, CM + "README.md:55 (--cutmix_prob 0.5); train.py:227-228"),
+        "mix_mode": ("batch", CM + "train.py:227-237 (one λ, box, permutation per batch)"),
+        "loss": ("ce", CM + "train.py:171, 240"),
+        "learning_rate": (0.25, CM + "README.md:51"),
+        "batch_size": (64, CM + "README.md:50"),
+        "num_epochs": (300, CM + "README.md:53"),
+        "schedule": ("step", CM + "train.py:369-372"),
+        "milestones": ((150, 225), CM + "train.py:369-372, set before each epoch: 179-181"),
+        "gamma": (0.1, CM + "train.py:372"),
+        "warmup_epochs": (0.0, CM + "train.py:369-372 (no warm-up)"),
+        "momentum": (0.9, CM + "train.py:42"),
+        "nesterov": (True, CM + "train.py:173-175"),
+        "weight_decay": (1e-4, CM + "train.py:44"),
+        "padding": (4, CM + "train.py:81"),
+        "flip": (True, CM + "train.py:82"),
+    },
+}
+
+
+def _get(name, arg=None):
+  return importlib.import_module(f"configs.{name}").get_config(arg)
+
+
+def _flat(config, prefix=""):
+  """``{"a.b": value}`` for every leaf of a ConfigDict (tuples as tuples)."""
+  out = {}
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[prefix + key] = tuple(value) if isinstance(value, (list, tuple)) else value
+  return out
+
+
+def _expected(field, value, dataset, model):
+  if value is FROM_ARG:
+    return {"dataset": dataset, "model": model}[field]
+  if isinstance(value, Per):
+    return value[model] if model in value else value[dataset]
+  return value
 
 
 @pytest.mark.parametrize("name", RECIPES)
-@pytest.mark.parametrize("arg", [None, "cifar10,preact_resnet18", "cifar100,wide_resnet28_10"])
+@pytest.mark.parametrize("arg", ARGS)
 def test_recipe_configs(name, arg):
-  config = importlib.import_module(f"configs.{name}").get_config(arg)
+  config = _get(name, arg)
   assert config.model in list_models()
   assert config.dataset in ("cifar10", "cifar100")
+  assert config.loss in LOSSES
   for method in config.methods:
     assert method in METHODS
     method_from_config(config, method).validate()
@@ -24,21 +154,98 @@ def test_recipe_configs(name, arg):
     assert (config.dataset, config.model) == tuple(arg.split(","))
 
 
+@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("arg", ARGS)
+def test_every_recipe_field_equals_its_reference(name, arg):
+  config = _flat(_get(name, arg))
+  dataset, model = (arg or "cifar10,preact_resnet18").split(",")
+  for field, (value, citation) in REFERENCE[name].items():
+    assert citation.split("/")[0] in ("facebookresearch", "vikasverma1077", "clovaai")
+    expected = _expected(field, value, dataset, model)
+    assert field in config, f"{name}: no field {field}"
+    assert config[field] == expected, (
+        f"{name}:{arg} {field} = {config[field]!r}, the reference says {expected!r} "
+        f"({citation})")
+
+
+@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("arg", ARGS)
+def test_every_field_a_recipe_changes_is_traced(name, arg):
+  defaults, config = _flat(base.get_config()), _flat(_get(name, arg))
+  assert set(config) == set(defaults), "recipes add no fields of their own"
+  changed = {k for k in config if config[k] != defaults[k]}
+  untraced = changed - set(REFERENCE[name])
+  assert not untraced, f"{name}:{arg} sets {sorted(untraced)} without a reference"
+
+
+def _reference_lr(name, epoch, config):
+  """The learning rate of 0-based ``epoch`` as the reference code computes it."""
+  lr = config.learning_rate
+  if name in ("cifar_erm", "cifar_mixup"):
+    # mixup-cifar10 train.py:220-226, 237-240: set after train(epoch - 1).
+    last = int(epoch) - 1
+    if last >= 100:
+      lr /= 10
+    if last >= 150:
+      lr /= 10
+    return lr
+  if name == "cifar_manifold_mixup":
+    # manifold_mixup main.py:152-163, called at the start of the epoch (426-427).
+    for step in config.milestones:
+      if epoch >= step:
+        lr *= 0.1
+      else:
+        break
+    return lr
+  # CutMix-PyTorch train.py:369-372, called at the start of the epoch (179-181).
+  n = config.num_epochs
+  return lr * 0.1 ** (epoch // (n * 0.5)) * 0.1 ** (epoch // (n * 0.75))
+
+
+@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("arg", ["cifar10,preact_resnet18", "cifar100,wide_resnet28_10"])
+def test_recipe_schedule_equals_the_reference_code_epoch_by_epoch(name, arg):
+  config = _get(name, arg)
+  steps_per_epoch = 3
+  schedule = make_schedule(
+      config.learning_rate, config.num_epochs * steps_per_epoch, steps_per_epoch,
+      config.schedule, config.warmup_epochs, config.milestones, config.gamma)
+  steps = np.arange(config.num_epochs * steps_per_epoch)
+  ours = np.asarray(schedule(jnp.asarray(steps)), np.float64)
+  expected = np.array([_reference_lr(name, int(s) // steps_per_epoch, config) for s in steps])
+  np.testing.assert_allclose(ours, expected, rtol=2 ** -22)  # float32 rate vs float64.
+
+
 def test_recipes_use_each_papers_hyper_parameters():
-  get = lambda name: importlib.import_module(f"configs.{name}").get_config()
-  assert method_from_config(get("cifar_mixup"), "mixup").alpha == 1.0
-  manifold = method_from_config(get("cifar_manifold_mixup"), "manifold_mixup")
-  assert (manifold.alpha, manifold.layers) == (2.0, (0, 1, 2))
-  cutmix = method_from_config(get("cifar_cutmix"), "cutmix")
-  assert (cutmix.alpha, cutmix.prob) == (1.0, 0.5)
-  base = get("cifar_erm")
-  assert (base.learning_rate, base.weight_decay, base.batch_size, base.num_epochs) == (
-      0.1, 1e-4, 128, 200)
+  assert method_from_config(_get("cifar_mixup"), "mixup").alpha == 1.0
+  manifold = method_from_config(_get("cifar_manifold_mixup"), "manifold_mixup")
+  assert (manifold.alpha, manifold.layers, manifold.mode) == (2.0, (0, 1, 2), "batch")
+  cutmix = method_from_config(_get("cifar_cutmix"), "cutmix")
+  assert (cutmix.alpha, cutmix.prob, cutmix.mode) == (1.0, 0.5, "batch")
 
 
-def test_recipe_rejects_other_datasets():
+def test_recipe_rejects_other_datasets_and_unreferenced_models():
   with pytest.raises(ValueError, match="cifar10 or cifar100"):
-    importlib.import_module("configs.cifar_mixup").get_config("mnist,preact_resnet18")
+    _get("cifar_mixup", "mnist,preact_resnet18")
+  with pytest.raises(ValueError, match="Manifold Mixup README gives schedules"):
+    _get("cifar_manifold_mixup", "cifar10,small_cnn")
+
+
+def test_locked_config_takes_model_kwargs_and_loss_from_the_command_line():
+  argv = ["train.py", f"--config={ROOT}/configs/cifar_erm.py:cifar10,wide_resnet28_10",
+          "--config.model_kwargs.init=pytorch", "--config.model_kwargs.variant=mixup_cifar10",
+          "--config.loss=softmax_bce"]
+  values = flags.FlagValues()
+  # As train.py defines it (the overrides are read from sys_argv when it is defined).
+  config_flags.DEFINE_config_file("config", None, flag_values=values, lock_config=True,
+                                  sys_argv=argv)
+  values(argv)
+  config = values.config
+  assert (config.model_kwargs.init, config.model_kwargs.variant) == ("pytorch", "mixup_cifar10")
+  assert config.loss == "softmax_bce"
+  defaults = base.get_config()
+  assert (defaults.loss, defaults.model_kwargs.init, defaults.model_kwargs.variant) == (
+      "ce", None, None)
 
 
 def test_digits_config_compares_four_methods():

@@ -165,7 +165,8 @@ def train_and_evaluate(
   augment = Augment(config.padding, config.flip, tuple(ds.mean), tuple(ds.std))
   parallel = DataParallel(
       make_train_step(model, method, ds.num_classes, augment,
-                      config.get("label_smoothing", 0.0), dtype=dtype),
+                      config.get("label_smoothing", 0.0), dtype=dtype,
+                      loss=config.get("loss", "ce")),
       make_eval_step(model, augment, config.get("ece_bins", 15), dtype=dtype),
       backend=config.get("parallel", "shard_map"), devices=devices,
       compiler_options={} if config.get("xla_defaults", False) else None)

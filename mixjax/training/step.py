@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import optax
 
 from mixjax.data.augment import crop_flip, normalize, sample_crop_flip
-from mixjax.labels import soft_labels, soft_target_cross_entropy
+from mixjax.labels import soft_labels
+from mixjax.losses import get_loss
 from mixjax.manifold import MixPlan
 from mixjax.training.methods import Method, draw_plan
 from mixjax.training.metrics import eval_sums
@@ -103,11 +104,13 @@ def make_train_step(
     label_smoothing: float = 0.0,
     axis_name: str = "data",
     dtype=jnp.float32,
+    loss: str = "ce",
 ) -> Callable[[TrainState, dict, chex.PRNGKey], tuple[TrainState, dict]]:
   """Builds ``train_step(state, batch, key) -> (state, metrics)`` for one device.
 
   augment(key_a) → plan = draw(key_m) → logits = model(x, plan) →
-  loss = mean CE(logits, plan's soft labels) → gradients and BatchNorm
+  loss = mean ``loss``(logits, plan's soft labels) (a name in
+  :data:`mixjax.losses.LOSSES`: ``"ce"`` or ``"softmax_bce"``) → gradients and BatchNorm
   statistics averaged over ``axis_name`` → optax update. The batch is a dict of
   uint8 ``image`` ``[b, H, W, C]`` and int ``label`` ``[b]``; partners are drawn
   within it. ``key`` is the step's key, the same on every device (see the
@@ -117,8 +120,12 @@ def make_train_step(
 
   Metrics (averaged over devices): ``loss``, ``grad_norm`` and ``accuracy`` (of
   the mixed batch against its unmixed labels: a rough guide only).
+
+  Raises:
+    ValueError: a bad method or an unknown ``loss``.
   """
   method.validate()
+  loss_of = get_loss(loss)
   mix_layers = tuple(getattr(model, "mix_layers", (0,)))
 
   def train_step(state: TrainState, batch: dict, key: chex.PRNGKey):
@@ -137,7 +144,7 @@ def make_train_step(
       logits, updates = state.apply_fn(
           {"params": params, "batch_stats": state.batch_stats}, images, plan=plan,
           train=True, mutable=["batch_stats"], rngs={"dropout": dropout_key})
-      loss = soft_target_cross_entropy(logits, targets).mean()
+      loss = loss_of(logits, targets).mean()
       return loss, (logits, updates.get("batch_stats", {}))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(
