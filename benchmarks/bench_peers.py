@@ -110,7 +110,11 @@ def run_ops(args) -> dict:
 
 
 def preact_resnet18(torch, num_classes=10):
-  """The mixup-cifar10 PreActResNet-18 (the model mixjax's Flax one mirrors)."""
+  """The Manifold Mixup repo's PreActResNet-18 (mixjax's default variant).
+
+  vikasverma1077/manifold_mixup supervised/models/preresnet.py: a bare stem conv
+  and identity shortcuts that carry ``x`` (not mixup-cifar10's ``ResNet18``).
+  """
   nn, F = torch.nn, torch.nn.functional
 
   class Block(nn.Module):

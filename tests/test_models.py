@@ -11,10 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 import mixjax
 from mixjax import models
-from tests.tolerances import NETWORK_ULPS, assert_close_in_ulps, differ_beyond_rounding
+from tests.tolerances import F32_EPS, NETWORK_ULPS, assert_close_in_ulps, differ_beyond_rounding
 
 LAM = 0.3
 # A blend λ·a + (1 − λ)·b in float32 (1 − λ is exact for λ in [¼, 1]) rounds each
@@ -71,9 +72,15 @@ def _exact_mix(hidden: chex.Array) -> np.ndarray:
 FORWARD_CASES = {
     "preact_resnet18": (lambda: models.get_model(
         "preact_resnet18", 10, mix_layers=(0, 1, 2, 3, 4)), (4, 16, 16, 3)),
+    "preact_resnet18_mixup_cifar10": (lambda: models.get_model(
+        "preact_resnet18", 10, variant="mixup_cifar10", mix_layers=(0, 1, 2, 3, 4)),
+                                      (4, 16, 16, 3)),
     "wide_resnet_10_2": (lambda: models.WideResNet(
         depth=10, widen_factor=2, num_classes=10, mix_layers=(0, 1, 2, 3)),
                          (4, 16, 16, 3)),
+    "wide_resnet_10_2_xternalz": (lambda: models.WideResNet(
+        depth=10, widen_factor=2, num_classes=10, variant="xternalz",
+        mix_layers=(0, 1, 2, 3)), (4, 16, 16, 3)),
     "small_cnn": (lambda: models.get_model("small_cnn", 10), (4, 8, 8, 1)),
     "mlp_bottleneck": (lambda: models.get_model(
         "mlp", 3, features=(16, 16), bottleneck=2), (4, 2)),
@@ -107,18 +114,122 @@ def case(request):
 
 
 # --- Parameter counts --------------------------------------------------------
+# Each count is derived here from the reference PyTorch code's layer list, not
+# from mixjax's modules: PyTorch's Conv2d has C_in·C_out·k² weights (+ C_out with
+# bias=True), BatchNorm2d 2·C (weight, bias), Linear C_in·C_out + C_out.
 
 
-@pytest.mark.parametrize("name, kwargs, expected", [
-    ("preact_resnet18", {}, 11_171_146),
-    ("preact_resnet18", {"final_norm": True}, 11_171_146 + 1_024),
-    ("preact_resnet34", {}, 21_279_306),
-    ("preact_resnet34", {"final_norm": True}, 21_279_306 + 1_024),
-    ("wide_resnet28_10", {}, 36_479_194),
-])
-def test_parameter_counts(name, kwargs, expected):
+def _conv(cin: int, cout: int, k: int, bias: bool = False) -> int:
+  return cin * cout * k * k + (cout if bias else 0)
+
+
+def _bn(c: int) -> int:
+  return 2 * c
+
+
+def _linear(cin: int, cout: int) -> int:
+  return cin * cout + cout
+
+
+def _reference_preact_resnet(num_blocks, num_classes: int, stem_bn: bool) -> int:
+  """PreActResNet with ``PreActBlock``s, as both references build it.
+
+  manifold_mixup supervised/models/preresnet.py: PreActBlock lines 17–27
+  (bn1, conv1 3×3, bn2, conv2 3×3, 1×1 shortcut where stride ≠ 1 or the width
+  changes, all bias-free), PreActResNet lines 67–86 (conv1 3→64 3×3 without a
+  norm, layers of 64/128/256/512 with strides 1/2/2/2, linear 512→K).
+  facebookresearch/mixup-cifar10 models/resnet.py: the same PreActBlock (lines
+  51–62) and ResNet (lines 131–149), which adds ``bn1 = BatchNorm2d(64)`` after
+  the stem conv (line 136): ``stem_bn``.
+  """
+  total = _conv(3, 64, 3) + (_bn(64) if stem_bn else 0)
+  in_planes = 64
+  for planes, n, stride in zip((64, 128, 256, 512), num_blocks, (1, 2, 2, 2), strict=True):
+    for s in [stride] + [1] * (n - 1):
+      total += _bn(in_planes) + _conv(in_planes, planes, 3) + _bn(planes)
+      total += _conv(planes, planes, 3)
+      if s != 1 or in_planes != planes:
+        total += _conv(in_planes, planes, 1)
+      in_planes = planes
+  return total + _linear(512, num_classes)
+
+
+def _reference_wrn_manifold_mixup(depth: int, k: int, num_classes: int) -> int:
+  """manifold_mixup supervised/models/wide_resnet.py ``Wide_ResNet``.
+
+  conv3x3 has bias=True (line 19): stem 3→16 (line 66); wide_basic lines 33–42:
+  bn1, conv1 3×3 with bias, bn2, conv2 3×3 with bias, 1×1 shortcut with bias
+  where stride ≠ 1 or the width changes; groups 16k/32k/64k (lines 64–69), final
+  bn1 over 64k channels (line 70), linear 64k→K (line 71).
+  """
+  n = (depth - 4) // 6
+  total = _conv(3, 16, 3, bias=True)
+  in_planes = 16
+  for planes, stride in zip((16 * k, 32 * k, 64 * k), (1, 2, 2), strict=True):
+    for s in [stride] + [1] * (n - 1):
+      total += _bn(in_planes) + _conv(in_planes, planes, 3, bias=True) + _bn(planes)
+      total += _conv(planes, planes, 3, bias=True)
+      if s != 1 or in_planes != planes:
+        total += _conv(in_planes, planes, 1, bias=True)
+      in_planes = planes
+  return total + _bn(64 * k) + _linear(64 * k, num_classes)
+
+
+def _reference_wrn_xternalz(depth: int, k: int, num_classes: int) -> int:
+  """xternalz/WideResNet-pytorch wideresnet.py ``WideResNet``.
+
+  Stem conv1 3→16 bias-free (line 53); BasicBlock lines 10–21: bn1, conv1 3×3,
+  bn2, conv2 3×3, 1×1 convShortcut where the width changes (``equalInOut``),
+  all bias-free; groups 16k/32k/64k (lines 48, 56–60), final bn1 (line 62),
+  fc 64k→K (line 64).
+  """
+  n = (depth - 4) // 6
+  total = _conv(3, 16, 3)
+  in_planes = 16
+  for planes in (16 * k, 32 * k, 64 * k):
+    for _ in range(n):
+      total += _bn(in_planes) + _conv(in_planes, planes, 3) + _bn(planes)
+      total += _conv(planes, planes, 3)
+      if in_planes != planes:
+        total += _conv(in_planes, planes, 1)
+      in_planes = planes
+  return total + _bn(64 * k) + _linear(64 * k, num_classes)
+
+
+REFERENCE_COUNTS = [
+    ("preact_resnet18", {}, _reference_preact_resnet((2, 2, 2, 2), 10, stem_bn=False)),
+    ("preact_resnet18", {"variant": "mixup_cifar10"},
+     _reference_preact_resnet((2, 2, 2, 2), 10, stem_bn=True)),
+    ("preact_resnet34", {}, _reference_preact_resnet((3, 4, 6, 3), 10, stem_bn=False)),
+    ("preact_resnet34", {"variant": "mixup_cifar10"},
+     _reference_preact_resnet((3, 4, 6, 3), 10, stem_bn=True)),
+    # final_norm (in neither reference) adds one BatchNorm2d(512).
+    ("preact_resnet18", {"final_norm": True},
+     _reference_preact_resnet((2, 2, 2, 2), 10, stem_bn=False) + _bn(512)),
+    ("wide_resnet28_10", {}, _reference_wrn_manifold_mixup(28, 10, 10)),
+    ("wide_resnet28_10", {"variant": "xternalz"}, _reference_wrn_xternalz(28, 10, 10)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, expected", REFERENCE_COUNTS)
+def test_parameter_counts_match_reference_structure(name, kwargs, expected):
   model = models.get_model(name, 10, **kwargs)
   assert _num_params(model, (1, 32, 32, 3)) == expected
+
+
+@pytest.mark.parametrize("variant, depth, k", [("manifold_mixup", 10, 2), ("xternalz", 16, 4)])
+def test_wrn_parameter_counts_other_sizes(variant, depth, k):
+  reference = {"manifold_mixup": _reference_wrn_manifold_mixup,
+               "xternalz": _reference_wrn_xternalz}[variant]
+  model = models.WideResNet(depth=depth, widen_factor=k, num_classes=7, variant=variant)
+  assert _num_params(model, (1, 32, 32, 3)) == reference(depth, k, 7)
+
+
+def test_documented_parameter_counts():
+  """The numbers the docstrings, the registry and the README state."""
+  assert [expected for *_, expected in REFERENCE_COUNTS] == [
+      11_171_146, 11_171_274, 21_279_306, 21_279_434, 11_172_170,
+      36_489_290, 36_479_194]
 
 
 def test_parameter_counts_small():
@@ -158,6 +269,26 @@ def test_mix_layer_defaults():
 def test_invalid_mix_layers(mix_layers):
   with pytest.raises(ValueError, match="mix_layers"):
     models.get_model("preact_resnet18", 10, mix_layers=mix_layers)
+
+
+@pytest.mark.parametrize("name, known", [
+    ("preact_resnet18", "'manifold_mixup', 'mixup_cifar10'"),
+    ("preact_resnet34", "'manifold_mixup', 'mixup_cifar10'"),
+    ("wide_resnet28_10", "'manifold_mixup', 'xternalz'"),
+])
+def test_unknown_variant(name, known):
+  with pytest.raises(ValueError, match=f"variant must be one of {known}, got 'resnet'"):
+    models.get_model(name, 10, variant="resnet")
+
+
+@pytest.mark.parametrize("name", ["preact_resnet18", "wide_resnet28_10"])
+def test_unknown_init(name):
+  with pytest.raises(ValueError, match="param_init must be one of 'he', 'pytorch', got 'xavier'"):
+    models.get_model(name, 10, init="xavier")
+  with pytest.raises(ValueError, match="not both"):
+    models.get_model(name, 10, init="he", param_init="pytorch")
+  assert models.get_model(name, 10, init="pytorch").param_init == "pytorch"
+  assert models.get_model(name, 10).param_init == "he"
 
 
 def test_unknown_model_name():
@@ -354,22 +485,6 @@ def test_cross_device_batch_norm_axis_name():
                        scale=0.1 * np.abs(activations).max())
 
 
-def test_wrn_dropout_in_training():
-  model = models.WideResNet(depth=10, widen_factor=1, num_classes=3, dropout_rate=0.3)
-  x = jax.random.normal(jax.random.key(1), (2, 8, 8, 3))
-
-  @jax.jit
-  def train_logits(variables, key):
-    return model.apply(variables, x, train=True, mutable="batch_stats",
-                       rngs={"dropout": key})[0]
-
-  variables = _init(model, x)
-  a = train_logits(variables, jax.random.key(3))
-  b = train_logits(variables, jax.random.key(4))
-  chex.assert_shape(a, (2, 3))
-  assert not np.allclose(a, b)
-
-
 def test_plan_drawing_a_layer_the_model_does_not_mix_at_is_an_error():
   model = models.get_model("small_cnn", 10, mix_layers=(0, 1))
   x = jnp.zeros((4, 8, 8, 1))
@@ -380,3 +495,233 @@ def test_plan_drawing_a_layer_the_model_does_not_mix_at_is_an_error():
   # Plans drawn from the model's own layers are fine.
   plan = mixjax.sample_plan(jax.random.key(0), 4, model.mix_layers)
   jax.eval_shape(lambda v: model.apply(v, x, plan=plan), variables)
+
+
+# --- Reference structure -----------------------------------------------------
+
+
+def _param_tree(model: nn.Module) -> dict:
+  return jax.eval_shape(model.init, jax.random.key(0),
+                        jnp.zeros((1, 32, 32, 3)))["params"]
+
+
+def test_preact_variants_differ_in_stem():
+  """mixup-cifar10's ResNet has bn1 after the stem conv (models/resnet.py:136)."""
+  mixup = _param_tree(models.get_model("preact_resnet18", 10, variant="mixup_cifar10"))
+  manifold = _param_tree(models.get_model("preact_resnet18", 10))
+  assert mixup["stem_bn"]["scale"].shape == (64,)
+  assert "stem_bn" not in manifold
+  assert set(mixup) - set(manifold) == {"stem_bn"}
+
+
+def _captured(block: nn.Module, variables: dict, x: chex.Array) -> tuple[chex.Array, dict]:
+  """The block's output and its sub-modules' outputs, in one program."""
+  out, state = jax.jit(functools.partial(
+      block.apply, capture_intermediates=True, mutable="intermediates"))(variables, x)
+  return out, {k: v["__call__"][0] for k, v in state["intermediates"].items()
+               if k != "__call__"}
+
+
+def _zero_convs(variables: dict, names: tuple[str, ...]) -> dict:
+  params = dict(variables["params"])
+  for name in names:
+    params[name] = jax.tree.map(jnp.zeros_like, params[name])
+  return {**variables, "params": params}
+
+
+@pytest.mark.parametrize("preact_identity", [False, True])
+def test_preact_block_identity_shortcut(preact_identity):
+  """With both convs zeroed, the block's output is its identity shortcut.
+
+  manifold_mixup's PreActBlock adds ``x`` (preresnet.py:31); mixup-cifar10's
+  adds ``self.shortcut(out)``, an empty Sequential of ``out = relu(bn1(x))``
+  (models/resnet.py:65-66).
+  """
+  block = models._common.PreActBlock(4, preact_identity=preact_identity)
+  x = jax.random.normal(jax.random.key(1), (2, 4, 4, 4))
+  variables = _zero_convs(_init(block, x), ("conv1", "conv2"))
+  out, inner = _captured(block, variables, x)
+  expected = np.maximum(inner["bn1"], 0) if preact_identity else x
+  np.testing.assert_array_equal(out, expected)
+  assert bool(jnp.any(x < 0))  # So the two differ.
+
+
+def _identity_projection(variables: dict, channels: int) -> dict:
+  params = dict(variables["params"])
+  params["shortcut"] = {**params["shortcut"],
+                        "kernel": jnp.eye(channels)[None, None]}
+  return {**variables, "params": params}
+
+
+@pytest.mark.parametrize("variant", ["manifold_mixup", "xternalz"])
+def test_wrn_block_structure(variant):
+  """Stride placement, projection source and conv biases of the two WRN blocks.
+
+  manifold_mixup's wide_basic strides its second conv (wide_resnet.py:36) and
+  projects the raw input with a biased 1×1 conv (lines 41, 47); xternalz's
+  BasicBlock strides its first conv (wideresnet.py:12) and projects the
+  pre-activated input (lines 23-24, 31) without biases.
+  """
+  if variant == "manifold_mixup":
+    block = models.WideBasic(4, stride=2)
+  else:
+    block = models._common.PreActBlock(4, stride=2)
+  x = jax.random.normal(jax.random.key(1), (2, 8, 8, 4))
+  variables = _init(block, x)
+  biases = {name for name, p in variables["params"].items()
+            if not name.startswith("bn") and "bias" in p}
+  _, inner = _captured(block, variables, x)
+  if variant == "manifold_mixup":
+    assert biases == {"conv1", "conv2", "shortcut"}
+    assert inner["conv1"].shape == (2, 8, 8, 4) and inner["conv2"].shape == (2, 4, 4, 4)
+  else:
+    assert not biases
+    assert inner["conv1"].shape == (2, 4, 4, 4) and inner["conv2"].shape == (2, 4, 4, 4)
+  # An identity 1×1 projection and zero convs: the output is the strided source.
+  variables = _identity_projection(_zero_convs(variables, ("conv1", "conv2")), 4)
+  out, inner = _captured(block, variables, x)
+  source = x if variant == "manifold_mixup" else np.maximum(inner["bn1"], 0)
+  np.testing.assert_array_equal(out, np.asarray(source)[:, ::2, ::2])
+
+
+@pytest.mark.parametrize("variant, torch_momentum", [("manifold_mixup", 0.9),
+                                                     ("xternalz", 0.1)])
+def test_wrn_final_batch_norm_momentum(variant, torch_momentum):
+  """manifold_mixup's final BatchNorm2d has momentum=0.9 (wide_resnet.py:70).
+
+  From fresh statistics (mean 0), one training step leaves the running mean at
+  ``torch_momentum`` times the batch mean of the last group's output.
+  """
+  model = models.WideResNet(depth=10, widen_factor=1, num_classes=3, variant=variant)
+  x = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
+  variables = _init(model, x)
+  (_, hidden), updates = jax.jit(functools.partial(
+      model.apply, train=True, return_hidden=True, mutable="batch_stats"))(variables, x)
+  batch_mean = np.asarray(hidden[-1], np.float64).mean(axis=(0, 1, 2))
+  # Flax sums the 4·2·2 = 16 values per channel in its own order: within 16 ulps
+  # of the largest activation.
+  assert_close_in_ulps(updates["batch_stats"]["final_bn"]["mean"],
+                       torch_momentum * batch_mean, 16, scale=np.abs(hidden[-1]).max())
+
+
+@pytest.mark.parametrize("variant", ["manifold_mixup", "xternalz"])
+def test_wrn_dropout_in_training_both_variants(variant):
+  model = models.WideResNet(depth=10, widen_factor=1, num_classes=3, dropout_rate=0.3,
+                            variant=variant)
+  x = jax.random.normal(jax.random.key(1), (2, 8, 8, 3))
+  variables = _init(model, x)
+  apply = jax.jit(lambda key: model.apply(variables, x, train=True, mutable="batch_stats",
+                                          rngs={"dropout": key})[0])
+  assert not np.allclose(apply(jax.random.key(3)), apply(jax.random.key(4)))
+
+
+# --- Initialisation ----------------------------------------------------------
+
+
+def _fan_in(kernel_shape: tuple[int, ...]) -> int:
+  """PyTorch's fan-in of a Flax kernel [k_h, k_w, C_in, C_out] or [C_in, C_out]."""
+  return math.prod(kernel_shape[:-1])
+
+
+def _classify(model: nn.Module, x: chex.Array, expected) -> dict[str, list[np.ndarray]]:
+  """Every parameter, standardised and grouped by the distribution it should have.
+
+  ``expected(module_path, leaf_name)`` names the distribution: ``"uniform"``
+  or ``"uniform_bias"`` (U(±1/√fan_in) with the fan-in of the module's kernel,
+  standardised to U(−1, 1) by ×√fan_in; biases pooled apart, so that a bias
+  drawn with the wrong fan-in is not hidden among the kernels), ``"he"`` (N(0, 2/fan_out),
+  standardised to N(0, 1)), ``"zeros"``, ``"ones"`` or None (not checked).
+  """
+  params = jax.jit(model.init)(jax.random.key(42), x)["params"]
+  groups: dict[str, list[np.ndarray]] = {}
+
+  def visit(path: tuple[str, ...], tree: dict) -> None:
+    if "kernel" not in tree and "scale" not in tree:
+      for name, sub in tree.items():
+        visit(path + (name,), sub)
+      return
+    for leaf_name, leaf in tree.items():
+      kind = expected(path, leaf_name)
+      value = np.asarray(leaf, np.float64)
+      if kind in ("uniform", "uniform_bias"):
+        value = value * math.sqrt(_fan_in(tree["kernel"].shape))
+      elif kind == "he":
+        value = value / math.sqrt(2 / (math.prod(leaf.shape[:-2]) * leaf.shape[-1]))
+      if kind is not None:
+        groups.setdefault(kind, []).append(value.ravel())
+
+  visit((), params)
+  return {kind: np.concatenate(values) for kind, values in groups.items()}
+
+
+def _is_bn(path: tuple[str, ...]) -> bool:
+  return "bn" in path[-1]
+
+
+def _pytorch_default(path, leaf):
+  """Neither reference re-initialises: PyTorch's defaults everywhere."""
+  if _is_bn(path):
+    return "ones" if leaf == "scale" else "zeros"
+  return "uniform" if leaf == "kernel" else "uniform_bias"
+
+
+def _xternalz(path, leaf):
+  """wideresnet.py:67-74: He-normal fan-out convs, BN 1/0, zero fc bias."""
+  if _is_bn(path):
+    return "ones" if leaf == "scale" else "zeros"
+  if path[-1] == "head":
+    return "uniform" if leaf == "kernel" else "zeros"
+  return "he"
+
+
+def _he(path, leaf):
+  """init="he": He-normal fan-out convs, zero conv biases (the head is Flax's)."""
+  if _is_bn(path):
+    return "ones" if leaf == "scale" else "zeros"
+  if path[-1] == "head":
+    return None
+  return "he" if leaf == "kernel" else "zeros"
+
+
+INIT_CASES = {
+    "preact_mixup_cifar10_pytorch": (lambda: models.PreActResNet(
+        stage_sizes=(1, 1), num_filters=16, variant="mixup_cifar10",
+        param_init="pytorch"), _pytorch_default),
+    "preact_manifold_mixup_pytorch": (lambda: models.PreActResNet(
+        stage_sizes=(1, 1), num_filters=16, param_init="pytorch"), _pytorch_default),
+    "wrn_manifold_mixup_pytorch": (lambda: models.WideResNet(
+        depth=10, widen_factor=2, param_init="pytorch"), _pytorch_default),
+    "wrn_xternalz_pytorch": (lambda: models.WideResNet(
+        depth=10, widen_factor=2, variant="xternalz", param_init="pytorch"), _xternalz),
+    "wrn_manifold_mixup_he": (lambda: models.WideResNet(depth=10, widen_factor=2), _he),
+}
+
+
+@pytest.mark.parametrize("case_name", list(INIT_CASES))
+def test_initial_parameter_distributions(case_name):
+  """Bounds, then a Kolmogorov–Smirnov test of the pooled standardised values.
+
+  PyTorch's ``nn.Conv2d`` / ``nn.Linear.reset_parameters``: ``kaiming_uniform_``
+  with a = √5 gives U(±1/√fan_in) for the weight, and the bias is drawn from the
+  same bound. The seed is fixed, so the test is deterministic; at α = 10⁻³ a
+  correct initialiser passes with probability 0.999 for any seed, while a
+  wrong scale (e.g. He's √6 bound) gives p ≈ 0.
+  """
+  make, expected = INIT_CASES[case_name]
+  groups = _classify(make(), jnp.zeros((1, 16, 16, 3)), expected)
+  for kind in ("uniform", "uniform_bias"):
+    if kind in groups:
+      u = groups[kind]
+      # Flax scales U(−1, 1) by the float32 bound: one rounding of 1 ulp.
+      assert np.abs(u).max() <= 1 + 2 * F32_EPS, kind
+      # The bound is reached, not a narrower one: for n draws of U(−1, 1),
+      # P(max|u| < 1 − 10/n) = (1 − 10/n)ⁿ < e⁻¹⁰.
+      assert np.abs(u).max() > 1 - 10 / u.size, kind
+      assert scipy.stats.kstest(u, scipy.stats.uniform(-1, 2).cdf).pvalue > 1e-3, kind
+  if "he" in groups:
+    assert scipy.stats.kstest(groups["he"], scipy.stats.norm.cdf).pvalue > 1e-3
+  np.testing.assert_array_equal(groups.get("zeros", 0.0), 0.0)
+  np.testing.assert_array_equal(groups.get("ones", 1.0), 1.0)
+  assert set(groups) >= {"ones", "zeros"}
+  if expected is _pytorch_default:
+    assert "uniform_bias" in groups

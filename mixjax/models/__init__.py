@@ -8,16 +8,26 @@ the drawn layer is a traced int, so one compiled step serves every layer.
 Inputs are float and already normalised (integer images raise ``ValueError``).
 """
 
-from mixjax.models.preact_resnet import PreActResNet, preact_resnet18, preact_resnet34
+from mixjax.models._common import INITS
+from mixjax.models.preact_resnet import (
+    PREACT_VARIANTS,
+    PreActResNet,
+    preact_resnet18,
+    preact_resnet34,
+)
 from mixjax.models.registry import MODELS, get_model, list_models
 from mixjax.models.small import MLP, SmallCNN, mlp, small_cnn
-from mixjax.models.wide_resnet import WideResNet, wide_resnet28_10
+from mixjax.models.wide_resnet import WRN_VARIANTS, WideBasic, WideResNet, wide_resnet28_10
 
 __all__ = [
+    "INITS",
     "MLP",
     "MODELS",
+    "PREACT_VARIANTS",
     "PreActResNet",
     "SmallCNN",
+    "WRN_VARIANTS",
+    "WideBasic",
     "WideResNet",
     "get_model",
     "list_models",

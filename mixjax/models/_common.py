@@ -8,20 +8,91 @@ trainer passes to :func:`mixjax.sample_plan`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import chex
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from mixjax.manifold import MixPlan
 
 Dtype = Any
 
+Initializer = Callable[..., chex.Array]
+
 # He-normal, fan-out: PyTorch's ``kaiming_normal_(mode="fan_out")`` (torchvision
 # ResNets) and He et al. (2015).
 conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+# PyTorch's default ``reset_parameters`` of ``nn.Conv2d`` / ``nn.Linear``:
+# ``kaiming_uniform_(w, a=√5)``, i.e. U(±gain·√(3 / fan_in)) with
+# gain = √(2 / (1 + a²)) = √(1/3): U(±1/√fan_in), fan_in = C_in·k_h·k_w. Flax's
+# variance_scaling "uniform" draws U(±√(3·scale / fan_in)), so scale = 1/3.
+torch_default_kernel_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+
+# Flax's default dense kernel (``nn.Dense``), kept for ``init="he"``.
+lecun_normal = nn.initializers.lecun_normal()
+
+#: The initialisations every ResNet takes as ``param_init`` (``init=`` in its
+#: factory and :func:`~mixjax.models.get_model`): ``"he"`` (He-normal fan-out
+#: conv kernels, Flax's default dense layer, zero biases) and ``"pytorch"``
+#: (what the reference PyTorch code ends up with: PyTorch's default layer
+#: initialisation unless the reference re-initialises).
+INITS = ("he", "pytorch")
+
+
+def with_param_init(init: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+  """``kwargs`` with the factories' ``init=`` stored as the ``param_init`` field.
+
+  The field cannot be called ``init``: that is Flax's ``Module.init``.
+  """
+  if init is None:
+    return kwargs
+  if "param_init" in kwargs:
+    raise ValueError(f"pass init= or param_init=, not both; got init={init!r} and "
+                     f"param_init={kwargs['param_init']!r}.")
+  return {**kwargs, "param_init": init}
+
+
+def check_choice(value: str, known: Sequence[str], field: str, model: str) -> None:
+  """Raises ``ValueError`` unless ``value`` is one of ``known``."""
+  if value not in known:
+    raise ValueError(
+        f"{model}.{field} must be one of {', '.join(map(repr, known))}, got {value!r}.")
+
+
+def torch_default_bias_init(fan_in: int) -> Initializer:
+  """PyTorch's default bias initialisation: U(±1/√fan_in).
+
+  ``nn.Conv2d`` and ``nn.Linear`` draw their bias from this bound, with the
+  fan-in of their weight (``C_in·k_h·k_w`` for a conv, ``in_features`` for a
+  linear layer).
+  """
+  bound = 1 / math.sqrt(fan_in)
+
+  def init(key: chex.PRNGKey, shape: Sequence[int], dtype: Dtype = jnp.float32
+           ) -> chex.Array:
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def kernel_init(init: str) -> Initializer:
+  """The conv kernel initialiser for ``init`` (``"he"`` or ``"pytorch"``)."""
+  return conv_kernel_init if init == "he" else torch_default_kernel_init
+
+
+def dense_kernel_init(init: str) -> Initializer:
+  """The dense kernel initialiser: Flax's LeCun-normal default, or PyTorch's."""
+  return lecun_normal if init == "he" else torch_default_kernel_init
+
+
+def bias_init(init: str, fan_in: int) -> Initializer:
+  """The bias initialiser: zeros for ``"he"``, U(±1/√fan_in) for ``"pytorch"``."""
+  return nn.initializers.zeros if init == "he" else torch_default_bias_init(fan_in)
 
 
 def check_float_input(x: chex.Array, min_rank: int, model: str) -> None:
@@ -105,39 +176,72 @@ def maybe_mix(
 
 def batch_norm(
     train: bool, dtype: Dtype, param_dtype: Dtype, axis_name: str | None,
-    name: str | None = None,
+    name: str | None = None, torch_momentum: float = 0.1,
 ) -> nn.BatchNorm:
-  """BatchNorm with PyTorch's defaults (momentum 0.1 ≡ Flax 0.9, eps 1e-5)."""
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                      dtype=dtype, param_dtype=param_dtype, axis_name=axis_name,
-                      name=name)
+  """BatchNorm with PyTorch's defaults (eps 1e-5, scale 1, bias 0).
+
+  ``torch_momentum`` is PyTorch's convention, ``running ← (1 − m)·running +
+  m·batch`` (default 0.1); Flax's ``momentum`` weighs the running value, so it
+  is ``1 − torch_momentum``.
+  """
+  return nn.BatchNorm(use_running_average=not train, momentum=1 - torch_momentum,
+                      epsilon=1e-5, dtype=dtype, param_dtype=param_dtype,
+                      axis_name=axis_name, name=name)
 
 
 def conv(
     features: int, kernel: int, stride: int, dtype: Dtype, param_dtype: Dtype,
-    name: str | None = None,
+    name: str | None = None, *, init: str = "he", in_features: int | None = None,
 ) -> nn.Conv:
-  """A bias-free conv with PyTorch's symmetric padding ``(kernel − 1) // 2``."""
+  """A conv with PyTorch's symmetric padding ``(kernel − 1) // 2``.
+
+  Bias-free unless ``in_features`` (the input channels) is given: the bias is
+  then initialised for ``init`` with fan-in ``in_features·kernel²``.
+  """
   pad = (kernel - 1) // 2
+  use_bias = in_features is not None
   return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
-                 padding=((pad, pad), (pad, pad)), use_bias=False,
-                 kernel_init=conv_kernel_init, dtype=dtype, param_dtype=param_dtype,
-                 name=name)
+                 padding=((pad, pad), (pad, pad)), use_bias=use_bias,
+                 kernel_init=kernel_init(init),
+                 bias_init=bias_init(init, in_features * kernel**2) if use_bias
+                 else nn.initializers.zeros,
+                 dtype=dtype, param_dtype=param_dtype, name=name)
+
+
+def dense(
+    features: int, in_features: int, dtype: Dtype, param_dtype: Dtype,
+    name: str | None = None, *, init: str = "he", bias: str | None = None,
+) -> nn.Dense:
+  """A dense layer with bias, initialised for ``init`` (bias for ``bias or init``)."""
+  return nn.Dense(features, kernel_init=dense_kernel_init(init),
+                  bias_init=bias_init(bias or init, in_features), dtype=dtype,
+                  param_dtype=param_dtype, name=name)
 
 
 class PreActBlock(nn.Module):
   """A pre-activation basic block (He et al., 2016, "Identity Mappings").
 
-  ``a = ReLU(BN(x))``, ``out = conv3x3(ReLU(BN(conv3x3_s(a)))) + shortcut``,
-  where ``shortcut = conv1x1_s(a)`` (no bias) when the stride or the width
-  changes and ``x`` otherwise: the projection reads the *pre-activated* input,
-  as in mixup-cifar10's ``PreActBlock`` and xternalz's WRN ``BasicBlock``.
+  ``a = ReLU(BN(x))``, ``out = conv3x3(ReLU(BN(conv3x3_s(a)))) + shortcut``.
+  Where the stride or the width changes, ``shortcut = conv1x1_s(a)`` (no bias):
+  the projection reads the *pre-activated* input in every reference below. The
+  identity shortcut differs between them:
+
+  * ``x`` (``preact_identity=False``): vikasverma1077/manifold_mixup
+    ``supervised/models/preresnet.py`` (``PreActBlock``, lines 13–35: ``x`` when
+    there is no ``shortcut`` attribute) and xternalz/WideResNet-pytorch
+    ``wideresnet.py`` (``BasicBlock``, lines 22–31);
+  * ``a`` (``preact_identity=True``): facebookresearch/mixup-cifar10
+    ``models/resnet.py`` (``PreActBlock``, lines 47–70: ``self.shortcut(out)``
+    with an empty ``nn.Sequential``, i.e. ``a`` itself).
 
   Attributes:
     features: output channels.
     stride: stride of the first conv and of the projection.
-    dropout_rate: dropout between the two convs (WRN); needs a ``'dropout'``
-      RNG when ``train`` and ``> 0``.
+    dropout_rate: dropout between the two convs (xternalz's WRN); needs a
+      ``'dropout'`` RNG when ``train`` and ``> 0``.
+    preact_identity: the identity shortcut carries ``a = ReLU(BN(x))`` instead
+      of ``x``.
+    param_init: ``"he"`` or ``"pytorch"`` conv kernels (see :data:`INITS`).
     dtype: computation dtype.
     param_dtype: parameter dtype.
     axis_name: BatchNorm cross-device axis, or None.
@@ -145,6 +249,8 @@ class PreActBlock(nn.Module):
   features: int
   stride: int = 1
   dropout_rate: float = 0.0
+  preact_identity: bool = False
+  param_init: str = "he"
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   axis_name: str | None = None
@@ -156,13 +262,14 @@ class PreActBlock(nn.Module):
     out = nn.relu(norm("bn1")(x))
     if self.stride != 1 or x.shape[-1] != self.features:
       shortcut = conv(self.features, 1, self.stride, self.dtype, self.param_dtype,
-                      "shortcut")(out)
+                      "shortcut", init=self.param_init)(out)
     else:
-      shortcut = x
+      shortcut = out if self.preact_identity else x
     out = conv(self.features, 3, self.stride, self.dtype, self.param_dtype,
-               "conv1")(out)
+               "conv1", init=self.param_init)(out)
     out = nn.relu(norm("bn2")(out))
     if self.dropout_rate > 0:
       out = nn.Dropout(self.dropout_rate, deterministic=not train)(out)
-    out = conv(self.features, 3, 1, self.dtype, self.param_dtype, "conv2")(out)
+    out = conv(self.features, 3, 1, self.dtype, self.param_dtype, "conv2",
+               init=self.param_init)(out)
     return out + shortcut

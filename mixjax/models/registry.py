@@ -1,14 +1,23 @@
 """Models by name: :func:`get_model`.
 
-=====================  =============================================  ===========
-name                   model                                          params (K=10)
-=====================  =============================================  ===========
-``preact_resnet18``    :class:`PreActResNet` (2, 2, 2, 2)             11,171,146
-``preact_resnet34``    :class:`PreActResNet` (3, 4, 6, 3)             21,279,306
-``wide_resnet28_10``   :class:`WideResNet` depth 28, k = 10           36,479,194
-``small_cnn``          :class:`SmallCNN`                              19,562 (C=1)
-``mlp``                :class:`MLP`                                   depends
-=====================  =============================================  ===========
+Trainable parameters for 10 classes, per ``variant=`` (``*`` = the default;
+each module's doc cites the reference file and lines):
+
+====================  ================  ===============================================  ==========
+name                  variant           reference                                        params
+====================  ================  ===============================================  ==========
+``preact_resnet18``   manifold_mixup *  manifold_mixup supervised/models/preresnet.py    11,171,146
+``preact_resnet18``   mixup_cifar10     mixup-cifar10 models/resnet.py ``ResNet18``      11,171,274
+``preact_resnet34``   manifold_mixup *  manifold_mixup supervised/models/preresnet.py    21,279,306
+``preact_resnet34``   mixup_cifar10     mixup-cifar10 ResNet(PreActBlock, [3,4,6,3])     21,279,434
+``wide_resnet28_10``  manifold_mixup *  manifold_mixup supervised/models/wide_resnet.py  36,489,290
+``wide_resnet28_10``  xternalz          xternalz/WideResNet-pytorch wideresnet.py        36,479,194
+``small_cnn``         —                 2 conv stages, for quick runs                    19,562 C=1
+``mlp``               —                 optional linear bottleneck                       depends
+====================  ================  ===============================================  ==========
+
+The ResNets also take ``init="he"`` (default) or ``init="pytorch"`` (the
+reference's own initialisation; see each module's doc).
 """
 
 from __future__ import annotations
@@ -45,8 +54,10 @@ def get_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
     name: one of :func:`list_models`: ``"preact_resnet18"``,
       ``"preact_resnet34"``, ``"wide_resnet28_10"``, ``"small_cnn"``, ``"mlp"``.
     num_classes: number of output logits.
-    **kwargs: further attributes of the model (``mix_layers``, ``dtype``,
-      ``axis_name``, ``final_norm``, ``features``, ...).
+    **kwargs: further attributes of the model (``variant``, ``init``,
+      ``mix_layers``, ``dtype``, ``axis_name``, ``final_norm``, ``features``,
+      ...); an unknown ``variant`` or ``init`` raises ``ValueError`` listing the
+      known ones.
 
   Returns:
     The (unbound) Flax module; ``model.mix_layers`` is what to pass to
