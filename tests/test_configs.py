@@ -12,7 +12,7 @@ from ml_collections import config_flags
 
 from configs import base
 from mixjax.losses import LOSSES
-from mixjax.models import list_models
+from mixjax.models import get_model, list_models
 from mixjax.training import METHODS, method_from_config
 from mixjax.training.state import make_schedule
 
@@ -152,6 +152,11 @@ def test_recipe_configs(name, arg):
   assert config.batch_size % 4 == 0 and config.eval_batch_size % 4 == 0
   if arg:
     assert (config.dataset, config.model) == tuple(arg.split(","))
+  # The model builds with the recipe's options, as the trainer passes them.
+  kwargs = {k: v for k, v in config.model_kwargs.items() if v is not None}
+  model = get_model(config.model, 10, **kwargs)
+  for key, value in kwargs.items():
+    assert getattr(model, "param_init" if key == "init" else key) == value
 
 
 @pytest.mark.parametrize("name", RECIPES)

@@ -110,8 +110,11 @@ def test_digits_learns_and_loss_decreases(tmp_path):
       _config(num_epochs=8, eval_every_epochs=100), str(tmp_path), "mixup")
   history = result["history"]
   assert history[-1]["train_loss"] < history[0]["train_loss"]
-  assert result["accuracy"] > 0.85
-  assert 0 <= result["ece"] <= 1 and result["nll"] > 0
+  # Measured (jax 0.10.2, 2-core CPU): Mixup reaches 0.964 test accuracy and a
+  # train loss of 0.93 after 8 epochs (ERM: 0.958). A Mixup that mixed the images
+  # but forgot to mix the labels reached 0.839 and 1.56: both bounds catch it.
+  assert result["accuracy"] > 0.93
+  assert history[-1]["train_loss"] < 1.2
   assert len(history) == 8 and "test_accuracy" in history[-1]
   lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
   assert len(lines) == 8
