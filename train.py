@@ -46,8 +46,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
     missing = str(e).strip("\"'")
     bad = [a.split("=")[0] for a in argv[1:]
            if a.startswith("--config.") and a.split("=")[0].split(".")[-1] == missing]
-    where = bad[0] if bad else f"--config...{missing}"
-    print(f"error: {where}: the config has no field {missing!r}. Only the fields a "
+    if not bad:  # Not an override's fault (e.g. a bug in the config file): as it is.
+      raise
+    print(f"error: {bad[0]}: the config has no field {missing!r}. Only the fields a "
           "config declares can be set; model options are the fields of "
           "config.model_kwargs (configs/base.py declares them), and BatchNorm's "
           "cross-device axis is --config.batch_norm=sync|per_device.", file=sys.stderr)

@@ -91,6 +91,10 @@ REFERENCE = {
         "warmup_epochs": (0.0, MM + "main.py:152-163 (no warm-up)"),
         "padding": (2, MM + "load_data.py:180 (RandomCrop(32, padding=2)), via main.py:377"),
         "flip": (True, MM + "load_data.py:179"),
+        "model_kwargs.variant": ("manifold_mixup",
+                                 MM + "supervised/models/preresnet.py, wide_resnet.py"),
+        "model_kwargs.init": ("pytorch", MM + "main.py (no init applied: PyTorch's defaults; "
+                              "wide_resnet.py:21-28 conv_init is never called)"),
     },
     "cifar_cutmix": {
         "dataset": (FROM_ARG, CM + "README.md:47; train.py:76, 92-100 (cifar10, cifar100)"),

@@ -18,8 +18,8 @@ from mixjax import models
 from tests.tolerances import F32_EPS, NETWORK_ULPS, assert_close_in_ulps, differ_beyond_rounding
 
 LAM = 0.3
-# A blend λ·a + (1 − λ)·b in float32 (1 − λ is exact for λ in [¼, 1]) rounds each
-# product and the sum: at most 1.5 ulps of max(|a|, |b|), whatever the order or FMA.
+# A blend λ·a + (1 − λ)·b in float32 rounds 1 − λ, each product and the sum: at most
+# 2 ulps of max(|a|, |b|), whatever the order or FMA.
 BLEND_ULPS = 2
 
 

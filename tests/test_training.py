@@ -156,6 +156,9 @@ def test_mock_tfds_dataset_trains_a_few_steps(tmp_path):
     ("batch_size", 30, "divisible by the number of devices"),
     ("eval_batch_size", 90, "divisible by the number of devices"),
     ("loss", "mse", r"unknown loss 'mse'; known losses: \['ce', 'softmax_bce'\]"),
+    ("batch_norm", "global", r"batch_norm must be one of \('sync', 'per_device'\)"),
+    ("model_kwargs", {"final_norm": True},
+     r"model 'small_cnn' does not take the options \['final_norm'\]"),
 ])
 def test_bad_config_raises(tmp_path, field, value, match):
   with pytest.raises(ValueError, match=match):
@@ -296,6 +299,35 @@ def test_train_py_reports_bad_input_and_exits_nonzero(tmp_path):
       cwd=ROOT, capture_output=True, text=True)
   assert result.returncode == 1
   assert "error:" in result.stderr and "resnet9000" in result.stderr
+
+
+def test_train_py_refuses_model_options_the_config_does_not_declare(tmp_path):
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "train.py"), "--config=configs/digits.py",
+       f"--workdir={tmp_path}", "--config.model_kwargs.axis_name=data"],
+      cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2
+  assert "error: --config.model_kwargs.axis_name: the config has no field 'axis_name'" in (
+      result.stderr)
+  assert "--config.batch_norm=sync|per_device" in result.stderr and "Traceback" not in (
+      result.stderr)
+
+
+@pytest.mark.parametrize("batch_norm, axis_name", [("sync", "data"), ("per_device", None)])
+def test_trainer_synchronises_batch_norm_by_default(tmp_path, batch_norm, axis_name):
+  # "sync" is the default: the config is left as it is.
+  config = _config(num_epochs=1) if batch_norm == "sync" else _config(
+      num_epochs=1, batch_norm=batch_norm)
+  result = training.train_and_evaluate(config, str(tmp_path), "erm")
+  assert result["state"].apply_fn.__self__.axis_name == axis_name
+
+
+def test_model_kwargs_axis_name_is_refused(tmp_path):
+  config = _config()
+  with config.unlocked():
+    config.model_kwargs.axis_name = "data"
+  with pytest.raises(ValueError, match="model_kwargs.axis_name is set by the trainer"):
+    training.train_and_evaluate(config, str(tmp_path), "erm")
 
 
 def test_dropout_models_train():

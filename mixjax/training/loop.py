@@ -149,7 +149,13 @@ def train_and_evaluate(
     model_kwargs.setdefault("dtype", dtype)
   if method.name == "manifold_mixup" and method.layers is not None:
     model_kwargs["mix_layers"] = method.layers  # The model mixes where plans draw.
-  model = get_model(config.model, ds.num_classes, **model_kwargs)
+  try:
+    model = get_model(config.model, ds.num_classes, **model_kwargs)
+  except TypeError as e:  # A declared option this model does not have.
+    raise ValueError(
+        f"model {config.model!r} does not take the options "
+        f"{sorted(k for k in model_kwargs if k not in ('dtype', 'mix_layers'))} set in "
+        f"config.model_kwargs: {e}") from e
   if batch_norm == "sync" and hasattr(model, "axis_name"):
     model = model.clone(axis_name=AXIS)  # BatchNorm over the whole global batch.
 
