@@ -7,6 +7,14 @@ r"""Trains and compares mixing methods from a config.
 
 Each method in ``config.methods`` trains in ``workdir/<method>`` (checkpoints,
 metrics.jsonl, TensorBoard); a table of final test metrics ends the run.
+
+Several hosts (JAX's multi-controller runtime): run the same command on every
+host with a workdir they all share, plus
+
+  --distributed                       # Cloud TPU, SLURM, ...: JAX finds the coordinator
+  --coordinator_address=HOST:PORT --num_processes=N --process_id=I   # explicitly
+
+Only process 0 prints and writes metrics.jsonl, summary.json and TensorBoard.
 """
 
 from __future__ import annotations
@@ -25,6 +33,21 @@ _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Output directory (default: a new runs/<config name>_<time>).")
 _RESUME = flags.DEFINE_bool(
     "resume", False, "Continue from the newest checkpoint in the workdir.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False,
+    "Join the other processes with jax.distributed.initialize(), which finds the "
+    "coordinator itself (Cloud TPU, SLURM, Open MPI, ...).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0's coordinator (with "
+    "--num_processes and --process_id).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0..N-1.")
+_INIT_TIMEOUT = flags.DEFINE_integer(
+    "initialization_timeout", 300, "Seconds to wait for every process to join.")
+_HEARTBEAT_TIMEOUT = flags.DEFINE_integer(
+    "heartbeat_timeout", 60,
+    "Seconds without a heartbeat after which a process counts as dead and the "
+    "others stop with an error.")
 
 
 def _default_workdir(config_path: str) -> str:
@@ -59,18 +82,37 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO.
+  from mixjax.training import distributed
+
+  multihost = distributed.DistributedConfig(
+      auto=_DISTRIBUTED.value, coordinator_address=_COORDINATOR.value,
+      num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value,
+      initialization_timeout=_INIT_TIMEOUT.value,
+      heartbeat_timeout_seconds=_HEARTBEAT_TIMEOUT.value)
+  if _RESUME.value and not _WORKDIR.value:
+    print("error: --resume needs the --workdir of the run to continue.", file=sys.stderr)
+    return 1
+  if multihost.enabled and not _WORKDIR.value:
+    print("error: several processes need --workdir, a directory they all share.",
+          file=sys.stderr)
+    return 1
+  try:  # Before anything touches a device.
+    distributed.initialize(multihost)
+  except (ValueError, RuntimeError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
   import jax
 
   from mixjax.training import NonFiniteLossError, compare, format_table
 
   config = _CONFIG.value
-  if _RESUME.value and not _WORKDIR.value:
-    print("error: --resume needs the --workdir of the run to continue.", file=sys.stderr)
-    return 1
+  primary = distributed.is_primary()
   workdir = _WORKDIR.value or _default_workdir(flags.FLAGS["config"].config_filename)
-  print(f"mixjax: {config.dataset} / {config.model} / methods {list(config.methods)} on "
-        f"{jax.local_device_count()} {jax.default_backend()} device(s); workdir {workdir}",
-        flush=True)
+  if primary:
+    processes = (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
+    print(f"mixjax: {config.dataset} / {config.model} / methods {list(config.methods)} on "
+          f"{jax.device_count()} {jax.default_backend()} device(s){processes}; "
+          f"workdir {workdir}", flush=True)
   try:
     results = compare(config, workdir, resume=_RESUME.value,
                       log=lambda line: print(line, flush=True))
@@ -78,6 +120,8 @@ def main(argv):
           NonFiniteLossError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  if not primary:
+    return 0
   print()
   print(format_table(results))
   with open(os.path.join(workdir, "summary.json"), "w") as f:

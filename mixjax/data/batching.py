@@ -65,6 +65,7 @@ def train_batches(
     seed: int,
     epoch: int,
     start_step: int = 0,
+    rows: slice = slice(None),
 ) -> Iterator[dict[str, np.ndarray]]:
   """The training batches of one epoch, from ``start_step`` on.
 
@@ -80,6 +81,9 @@ def train_batches(
     epoch: non-negative epoch index ``e``.
     start_step: first step to yield, ``0 ≤ start_step ≤ steps_per_epoch``
       (resuming mid-epoch; equal to it yields nothing).
+    rows: which rows of every batch to load (default all): one process's part
+      of a global batch (:func:`mixjax.training.distributed.process_slice`).
+      Only those examples are read.
 
   Returns:
     An iterator of ``{"image": [B, ...] (images' dtype), "label": int32 [B]}``.
@@ -106,7 +110,7 @@ def train_batches(
     for step in range(start_step, steps):
       # In permutation order, not sorted: partner pairings such as "flip"
       # (i with B − 1 − i) must not see the stored (possibly class-sorted) order.
-      index = perm[step * batch_size:(step + 1) * batch_size]
+      index = perm[step * batch_size:(step + 1) * batch_size][rows]
       yield {"image": np.asarray(images[index]),
              "label": np.asarray(labels[index]).astype(np.int32)}
   return batches()
@@ -116,6 +120,7 @@ def eval_batches(
     images: np.ndarray,
     labels: np.ndarray,
     batch_size: int,
+    rows: slice = slice(None),
 ) -> Iterator[dict[str, np.ndarray]]:
   """Every example exactly once, in order, in batches of exactly ``B``.
 
@@ -127,6 +132,9 @@ def eval_batches(
     images: ``[N, ...]``.
     labels: ``[N]`` class ids.
     batch_size: ``B ≥ 1`` (may exceed ``N``).
+    rows: which rows of every (padded) batch to yield, as in
+      :func:`train_batches`; across the processes' slices every example is seen
+      once.
 
   Returns:
     An iterator of ``{"image": [B, ...], "label": int32 [B], "mask": bool [B]}``
@@ -135,15 +143,15 @@ def eval_batches(
   num = _check_arrays(images, labels)
   batch_size = _check_int(batch_size, "batch_size", 1)
 
+  mine = np.arange(batch_size)[rows]
+
   def batches():
     for start in range(0, num, batch_size):
-      image = np.asarray(images[start:start + batch_size])
-      label = np.asarray(labels[start:start + batch_size]).astype(np.int32)
-      real = image.shape[0]
-      if real < batch_size:
-        pad = batch_size - real
-        image = np.concatenate([image, np.zeros((pad,) + image.shape[1:], image.dtype)])
-        label = np.concatenate([label, np.zeros((pad,), np.int32)])
-      mask = np.arange(batch_size) < real
-      yield {"image": image, "label": label, "mask": mask}
+      index = start + mine
+      real = index < num
+      index = np.where(real, index, 0)  # Padding: any example, masked out.
+      image = np.asarray(images[index])
+      image[~real] = 0
+      label = np.where(real, np.asarray(labels[index]), 0).astype(np.int32)
+      yield {"image": image, "label": label, "mask": real}
   return batches()

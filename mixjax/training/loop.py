@@ -22,6 +22,7 @@ import numpy as np
 
 from mixjax.data import eval_batches, load_dataset, steps_per_epoch, train_batches
 from mixjax.models import get_model, list_models
+from mixjax.training import distributed
 from mixjax.training.checkpoint import Checkpointer
 from mixjax.training.methods import Method
 from mixjax.training.metrics import summarize
@@ -47,12 +48,18 @@ def method_from_config(config: ml_collections.ConfigDict, name: str) -> Method:
 
 
 def _devices(config) -> list:
-  devices = jax.local_devices()
+  """The devices of the run: every process's (``jax.devices()``), or the first N."""
+  devices = jax.devices()
   wanted = config.get("num_devices")
-  if wanted:
+  if wanted and wanted != len(devices):
+    if jax.process_count() > 1:
+      raise ValueError(
+          f"num_devices={wanted} selects devices within one process; with "
+          f"{jax.process_count()} processes the run uses all {len(devices)} devices "
+          "(leave num_devices at 0).")
     if wanted > len(devices):
       raise ValueError(
-          f"num_devices={wanted} but only {len(devices)} local devices exist.")
+          f"num_devices={wanted} but only {len(devices)} devices exist.")
     devices = devices[:wanted]
   return devices
 
@@ -60,9 +67,9 @@ def _devices(config) -> list:
 class _Progress:
   """A one-line progress bar with throughput, on a terminal only."""
 
-  def __init__(self, total: int, stream=sys.stderr):
+  def __init__(self, total: int, stream=sys.stderr, enabled: bool = True):
     self.total, self.stream = total, stream
-    self.enabled = hasattr(stream, "isatty") and stream.isatty()
+    self.enabled = enabled and hasattr(stream, "isatty") and stream.isatty()
 
   def update(self, done: int, images_per_sec: float, loss: float | None = None):
     if not self.enabled:
@@ -110,6 +117,12 @@ def train_and_evaluate(
       ``workdir`` that holds checkpoints is an error (nothing is overwritten).
     log: where progress lines go.
 
+  With several processes (:mod:`mixjax.training.distributed`) every process
+  calls this with the same config and ``workdir`` (a directory they all share:
+  checked); each loads its rows of every global batch, all take part in the
+  checkpoints, and only process 0 logs and writes ``metrics.jsonl`` and
+  TensorBoard.
+
   Returns:
     the final metrics: ``accuracy``, ``nll``, ``ece``, ``train_loss``, ``epochs``,
     ``steps``, ``images_per_sec``, ``seconds``, plus the ``history`` per epoch.
@@ -130,6 +143,11 @@ def train_and_evaluate(
   eval_batch_size = config.get("eval_batch_size") or batch_size
   check_divisible(batch_size, len(devices), "batch_size")
   check_divisible(eval_batch_size, len(devices), "eval_batch_size")
+  primary = distributed.is_primary()
+  if not primary:
+    log = lambda line: None  # noqa: E731  (only process 0 reports)
+  rows = distributed.process_slice(batch_size)
+  eval_rows = distributed.process_slice(eval_batch_size)
 
   if config.model not in list_models():
     raise ValueError(f"unknown model {config.model!r}; known models: {list_models()}.")
@@ -178,6 +196,7 @@ def train_and_evaluate(
       compiler_options={} if config.get("xla_defaults", False) else None)
 
   os.makedirs(workdir, exist_ok=True)
+  distributed.check_shared_directory(workdir)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.get("keep_checkpoints", 3))
   history: list[dict] = []
   meta: dict = {}
@@ -190,14 +209,15 @@ def train_and_evaluate(
     history = meta.get("history", [])
     log(f"[{method.name}] resumed from step {int(state.step)} in {ckpt.directory}")
   metrics_path = os.path.join(workdir, "metrics.jsonl")
-  with open(metrics_path, "w") as f:  # Rewritten from the checkpoint's history.
-    f.writelines(json.dumps(row) + "\n" for row in history)
-  writer = _tensorboard(workdir, config.get("tensorboard", True))
+  if primary:
+    with open(metrics_path, "w") as f:  # Rewritten from the checkpoint's history.
+      f.writelines(json.dumps(row) + "\n" for row in history)
+  writer = _tensorboard(workdir, primary and config.get("tensorboard", True))
 
   ckpt_every = config.get("checkpoint_every_steps") or spe
   start_step = int(state.step)
   state = parallel.put_state(state)
-  progress = _Progress(total_steps)
+  progress = _Progress(total_steps, enabled=primary)
   images_seen, run_start = 0, time.perf_counter()
   last_saved = ckpt.latest_step()
 
@@ -227,7 +247,7 @@ def train_and_evaluate(
       loss_sum = jnp.asarray(meta.get("epoch_loss_sum", 0.0), jnp.float32)
       steps_in_epoch = meta.get("epoch_steps", 0)
     for batch in train_batches(ds.train_images, ds.train_labels, batch_size,
-                               config.seed, epoch, first):
+                               config.seed, epoch, first, rows):
       state, metrics = parallel.train_step(state, batch, jax.random.fold_in(train_key, step))
       finite = finite & jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
       loss_sum += metrics["loss"]
@@ -252,10 +272,11 @@ def train_and_evaluate(
     if last or (epoch + 1) % config.get("eval_every_epochs", 1) == 0:
       row.update({f"test_{k}": v for k, v in
                   evaluate(parallel, state, ds.test_images, ds.test_labels,
-                           eval_batch_size).items()})
+                           eval_batch_size, eval_rows).items()})
     history.append(row)
-    with open(metrics_path, "a") as f:
-      f.write(json.dumps(row) + "\n")
+    if primary:
+      with open(metrics_path, "a") as f:
+        f.write(json.dumps(row) + "\n")
     if writer is not None:
       for k, v in row.items():
         if k not in ("epoch", "step"):
@@ -287,10 +308,14 @@ def train_and_evaluate(
 
 
 def evaluate(parallel: DataParallel, state, images: np.ndarray, labels: np.ndarray,
-             batch_size: int) -> dict[str, float]:
-  """Accuracy, NLL and ECE over every example exactly once."""
+             batch_size: int, rows: slice = slice(None)) -> dict[str, float]:
+  """Accuracy, NLL and ECE over every example exactly once.
+
+  ``rows``: this process's part of every global batch of ``batch_size``; the
+  sums are over every process's examples, so all processes get the same metrics.
+  """
   sums = None
-  for batch in eval_batches(images, labels, batch_size):
+  for batch in eval_batches(images, labels, batch_size, rows):
     out = parallel.eval_step(state, batch)
     sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
   return summarize(jax.tree.map(np.asarray, sums))

@@ -1,4 +1,9 @@
-"""Data parallelism: one per-device step mapped over the local devices.
+"""Data parallelism: one per-device step mapped over every device of the run.
+
+With several processes (:mod:`mixjax.training.distributed`) the mesh spans the
+devices of all of them and each process passes only its own rows of every
+global batch: :meth:`DataParallel.put_batch` builds the global array with
+``jax.make_array_from_process_local_data``.
 
 ``backend="shard_map"`` (default) runs the step under ``jax.shard_map`` on a 1-D
 mesh ``("data",)``: the state and the step key are replicated, the batch is
@@ -47,7 +52,7 @@ class DataParallel:
       reducing over the axis ``"data"``.
     eval_step: ``(state, batch) -> sums`` for one device, summed over ``"data"``.
     backend: ``"shard_map"`` or ``"pmap"``.
-    devices: the devices; all local devices by default.
+    devices: the devices; all of them (every process's) by default.
     compiler_options: XLA options for compiling both steps
       (``jax.jit(..., compiler_options=...)``). None picks
       :func:`~mixjax.training.compiler_options.default_compiler_options` for
@@ -55,8 +60,8 @@ class DataParallel:
       (``jax.pmap`` takes no options); ``{}`` keeps XLA's defaults.
 
   Raises:
-    ValueError: for an unknown backend, or non-empty ``compiler_options`` with
-      ``backend="pmap"``.
+    ValueError: for an unknown backend, non-empty ``compiler_options`` with
+      ``backend="pmap"``, or ``backend="pmap"`` with several processes.
   """
 
   def __init__(
@@ -73,8 +78,14 @@ class DataParallel:
       raise ValueError(
           "compiler_options need backend='shard_map' (jax.pmap takes none), got "
           f"{dict(compiler_options)!r} with backend='pmap'.")
+    if backend == "pmap" and jax.process_count() > 1:
+      raise ValueError(
+          f"backend='pmap' maps over one process's devices; with "
+          f"{jax.process_count()} processes use backend='shard_map' (the default), "
+          "whose mesh spans every process.")
     self.backend = backend
-    self.devices = list(devices) if devices is not None else jax.local_devices()
+    self.devices = list(devices) if devices is not None else jax.devices()
+    self.multiprocess = jax.process_count() > 1
     self.num_devices = len(self.devices)
     self.mesh = jax.sharding.Mesh(np.asarray(self.devices), (AXIS,))
     self._replicated = NamedSharding(self.mesh, P())
@@ -108,6 +119,9 @@ class DataParallel:
 
     The copy is fresh (never aliases ``state``), since the train step donates it.
     """
+    if self.multiprocess:  # The same values on every process: each places its copies.
+      return jax.tree.map(lambda x: jax.make_array_from_process_local_data(
+          self._replicated, np.array(x)), state)
     if self.backend == "shard_map":
       return jax.device_put(state, self._replicated, may_alias=False)
     # A leading device axis, one copy per device (what pmap's in_axes=0 expects).
@@ -123,7 +137,19 @@ class DataParallel:
     return jax.tree.map(lambda x: x[0], state)
 
   def put_batch(self, batch: dict) -> dict:
-    """Splits a host batch ``[B, ...]`` over the devices."""
+    """Splits a batch over the devices.
+
+    With one process ``batch`` is the whole batch ``[B, ...]``; with ``P`` it is
+    this process's rows (``[B / P, ...]``, see
+    :func:`~mixjax.training.distributed.process_slice`), and the global array
+    of ``B`` rows is assembled from every process's part.
+    """
+    if self.multiprocess:
+      count = jax.process_count()
+      for value in batch.values():
+        self.check_batch_size(value.shape[0] * count, "the global batch size")
+      return {k: jax.make_array_from_process_local_data(
+          self._sharded, v, (v.shape[0] * count,) + v.shape[1:]) for k, v in batch.items()}
     for value in batch.values():
       self.check_batch_size(value.shape[0], "the batch size")
     if self.backend == "shard_map":
@@ -137,6 +163,8 @@ class DataParallel:
     Every device gets the same ``key``; the step folds in the device index where
     it needs per-device draws (see :mod:`mixjax.training.step`).
     """
+    if self.multiprocess:  # The same key on every process, replicated.
+      key = jax.make_array_from_process_local_data(self._replicated, key)
     state, metrics = self._train(state, self.put_batch(batch), key)
     if self.backend == "pmap":
       metrics = jax.tree.map(lambda x: x[0], metrics)

@@ -1,0 +1,159 @@
+"""train.py on several processes joined by jax.distributed (127.0.0.1, gloo).
+
+Every run here is real: separate Python processes, each with its own forced CPU
+devices, on a free loopback port. Device splits are compared with one process
+that also joined through ``jax.distributed`` (``--num_processes=1``), so both
+sides reduce with the same (gloo) collectives: then N processes × M devices are
+bit-for-bit 1 process × N·M devices. Against XLA:CPU's in-process collectives
+(no ``jax.distributed``) the all-reduce sums in another order: ≤ 7 ulps apart
+after a step, as ``test_training`` allows between device counts.
+"""
+
+import json
+import os
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from tests.processes import Run, free_port
+
+DIGITS = ["--config=configs/digits.py", "--config.tensorboard=False",
+          "--config.log_every_epochs=1"]
+METHODS = ("manifold_mixup", "cutmix")
+
+
+def _args(workdir, *extra):
+  return [*DIGITS, f"--workdir={workdir}", *extra]
+
+
+def _rows(workdir, method):
+  """metrics.jsonl without the timings."""
+  with open(os.path.join(workdir, method, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  return [{k: v for k, v in row.items() if k != "images_per_sec"} for row in rows]
+
+
+def _final_state(workdir, method):
+  """The newest checkpoint's state as saved (nested dicts of numpy arrays)."""
+  manager = ocp.CheckpointManager(os.path.join(workdir, method, "checkpoints"),
+                                  item_names=("state", "meta"))
+  restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+  manager.close()
+  return restored["state"]
+
+
+def _ok(results):
+  for r in results:
+    assert r.returncode == 0, r.stderr[-3000:]
+  return results
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """1 × 4 and 2 × 2 for two epochs; 2 × 2 for one epoch resumed as 1 × 4."""
+  root = tmp_path_factory.mktemp("multiprocess")
+  methods = f"--config.methods={METHODS!r}"
+  dirs = {name: str(root / name) for name in ("one", "two", "resumed")}
+  one = Run(_args(dirs["one"], methods, "--config.num_epochs=2"), 1, 4)
+  two = Run(_args(dirs["two"], methods, "--config.num_epochs=2"), 2, 2)
+  out = {"one": _ok(one.wait(300)), "two": _ok(two.wait(300))}
+  _ok(Run(_args(dirs["resumed"], methods, "--config.num_epochs=1"), 2, 2).wait(300))
+  out["resumed"] = _ok(Run(_args(dirs["resumed"], methods, "--config.num_epochs=2",
+                                 "--resume"), 1, 4).wait(300))
+  return dirs, out
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_two_processes_of_two_devices_are_one_process_of_four(runs, method):
+  dirs, _ = runs
+  assert _rows(dirs["two"], method) == _rows(dirs["one"], method)
+  assert len(_rows(dirs["one"], method)) == 2
+  a, b = _final_state(dirs["one"], method), _final_state(dirs["two"], method)
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+  assert int(a["step"]) == 44
+
+
+def test_only_process_zero_reports(runs):
+  dirs, out = runs
+  first, second = out["two"]
+  assert "[cutmix] epoch   2" in first.stdout and "method" in first.stdout
+  assert "in 2 processes" in first.stdout
+  # gloo's own connection lines aside (C++ prints them), process 1 says nothing.
+  quiet = [line for line in second.stdout.splitlines() if not line.startswith("[Gloo]")]
+  assert quiet == [], second.stdout
+  summary = json.load(open(os.path.join(dirs["two"], "summary.json")))
+  assert [r["method"] for r in summary] == list(METHODS)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_resume_with_another_process_count_continues_exactly(runs, method):
+  """Saved by 2 processes × 2 devices, resumed by 1 × 4: the same global devices."""
+  dirs, out = runs
+  assert "resumed from step" in out["resumed"][0].stdout
+  assert _rows(dirs["resumed"], method) == _rows(dirs["one"], method)
+  jax.tree.map(np.testing.assert_array_equal, _final_state(dirs["resumed"], method),
+               _final_state(dirs["one"], method))
+
+
+def test_a_killed_process_ends_the_other_and_the_run_resumes(tmp_path):
+  workdir = str(tmp_path / "killed")
+  args = _args(workdir, "--config.methods=('erm',)", "--config.num_epochs=12")
+  run = Run(args, 2, 2, heartbeat_timeout=10)
+  metrics = os.path.join(workdir, "erm", "metrics.jsonl")
+  try:
+    while not (os.path.exists(metrics) and open(metrics).read().count("\n") >= 1):
+      assert time.monotonic() - run.started < 240, "no epoch finished"
+      assert run.procs[0].poll() is None, run.procs[0].communicate()
+      time.sleep(0.2)
+    run.kill(1)
+    killed = time.monotonic()
+    stdout, stderr = run.procs[0].communicate(timeout=150)
+    waited = time.monotonic() - killed
+  finally:
+    run.close()
+  assert run.procs[0].returncode != 0
+  assert waited < 120, f"the survivor took {waited:.0f} s to stop"
+  assert "another task died" in stderr or "unhealthy" in stderr, stderr[-3000:]
+  # The rerun continues from the last complete checkpoint and finishes.
+  first, _ = _ok(Run([*args, "--resume"], 2, 2).wait(300))
+  assert "resumed from step" in first.stdout
+  assert [row["epoch"] for row in _rows(workdir, "erm")] == list(range(1, 13))
+
+
+def test_process_id_out_of_range_is_refused_before_joining(tmp_path):
+  [result] = Run(_args(tmp_path), 2, 1, process_ids=[2]).wait(60)
+  assert result.returncode == 1
+  assert "--process_id must be in [0, 2)" in result.stderr
+
+
+def test_a_missing_coordinator_is_an_error_in_bounded_time(tmp_path):
+  # Process 1 alone: nobody serves the coordinator's port.
+  [result] = Run(_args(tmp_path), 2, 1, process_ids=[1], initialization_timeout=5).wait(90)
+  assert result.returncode == 1
+  assert "no coordinator answered at 127.0.0.1:" in result.stderr
+  assert result.seconds < 60
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--config.batch_size=30"], "batch_size (30) must be divisible by the number of devices (4)"),
+    (["--config.parallel=pmap"], "with 2 processes use backend='shard_map'"),
+])
+def test_bad_setups_fail_on_every_process_before_training(tmp_path, extra, message):
+  results = Run(_args(tmp_path, "--config.methods=('erm',)", *extra), 2, 2).wait(180)
+  for r in results:
+    assert r.returncode == 1 and message in r.stderr, r.stderr[-2000:]
+  assert not os.path.exists(tmp_path / "erm" / "metrics.jsonl")
+
+
+def test_a_workdir_that_is_not_shared_is_detected(tmp_path):
+  port = free_port()
+  runs = [Run(_args(tmp_path / f"host{i}", "--config.methods=('erm',)"), 2, 2, port=port,
+              process_ids=[i]) for i in (0, 1)]
+  results = [r.wait(180)[0] for r in runs]
+  for r in results:
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "is not shared by every process: processes [1]" in r.stderr
