@@ -12,6 +12,12 @@ On a machine with N GPUs the same command measures real data parallelism.
       --dtype bfloat16 --batch-size 1024 --steps 50         # GPUs (strong scaling)
   python benchmarks/bench_scaling.py --platform gpu --devices 1,2,4,8 \
       --dtype bfloat16 --per-device-batch 256 --steps 50    # weak scaling
+  python benchmarks/bench_scaling.py --layouts 1x4,2x2,4x1  # processes x devices
+
+``--layouts PxM,...`` runs the same global batch on P local processes of M forced
+CPU devices each, joined by ``jax.distributed`` on 127.0.0.1 (gloo collectives),
+as ``train.py --coordinator_address=...`` does; every layout uses the same P·M
+devices on the same cores, so the differences are the multi-process overhead.
 """
 
 from __future__ import annotations
@@ -45,7 +51,12 @@ def parse_args():
   p.add_argument("--allocator", choices=_common.ALLOCATORS, default="default")
   p.add_argument("--wait-load", type=float, default=0.0)
   p.add_argument("--out", default=None)
+  p.add_argument("--layouts", default="",
+                 help="processes x devices, e.g. 1x4,2x2,4x1 (replaces --devices)")
   p.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+  p.add_argument("--coordinator", default="", help=argparse.SUPPRESS)
+  p.add_argument("--num-processes", type=int, default=0, help=argparse.SUPPRESS)
+  p.add_argument("--process-id", type=int, default=0, help=argparse.SUPPRESS)
   return p.parse_args()
 
 
@@ -69,7 +80,7 @@ def worker(args) -> dict:
   )
 
   n = args.worker
-  devices = jax.devices()
+  devices = jax.devices()  # Every process's, under jax.distributed.
   if len(devices) < n:
     print(f"asked for {n} devices, {len(devices)} available", file=sys.stderr)
     raise SystemExit(TOO_FEW_DEVICES)
@@ -87,6 +98,9 @@ def worker(args) -> dict:
   state = dp.put_state(create_train_state(model, jax.random.key(0), (32, 32, 3),
                                           make_optimizer(0.1)))
   batch = _common.cifar_batch(batch_size)
+  if jax.process_count() > 1:  # This process's rows of the global batch.
+    from mixjax.training.distributed import process_slice
+    batch = {k: v[process_slice(batch_size)] for k, v in batch.items()}
   t0 = time.perf_counter()
   state, metrics = dp.train_step(state, batch, jax.random.key(1))
   jax.block_until_ready(metrics)
@@ -109,6 +123,7 @@ def worker(args) -> dict:
           "per_device_batch": batch_size // n, "steps_per_s": med,
           "images_per_s": med * batch_size, "rates": rates, "compile_s": compile_s,
           "loss": float(metrics["loss"]), "jax": jax.__version__,
+          "processes": jax.process_count(),
           "compiler_options": dp.compiler_options}
 
 
@@ -117,8 +132,17 @@ def main():
   if args.worker:
     if args.platform:
       os.environ["JAX_PLATFORMS"] = args.platform
-    print(json.dumps(worker(args)))
+    if args.num_processes:
+      from mixjax.training import distributed
+      distributed.initialize(distributed.DistributedConfig(
+          coordinator_address=args.coordinator, num_processes=args.num_processes,
+          process_id=args.process_id, heartbeat_timeout_seconds=60))
+    record = worker(args)
+    if args.process_id == 0:
+      print(json.dumps(record))
     return
+  if args.layouts:
+    return layouts(args)
   load_start = _common.wait_for_quiet(args.wait_load)
   started = time.time()
   report = {"benchmark": "scaling", "date": _common.now(), "machine": _common.machine(),
@@ -156,6 +180,49 @@ def main():
   name = f"scaling_{args.platform}" + ("_xla_defaults" if args.xla_defaults else "")
   out = args.out or os.path.join(_common.RESULTS, f"{name}.json")
   _common.save_json(out, report)
+
+
+def layouts(args) -> None:
+  """Times the step for each ``PxM`` layout: P processes of M CPU devices."""
+  import socket
+
+  report = {"benchmark": "processes", "date": _common.now(), "machine": _common.machine(),
+            "platform": "cpu", "allocator": args.allocator,
+            "loadavg_start": _common.wait_for_quiet(args.wait_load), "args": vars(args),
+            "results": []}
+  started = time.time()
+  for layout in args.layouts.split(","):
+    procs, per = (int(v) for v in layout.split("x"))
+    env = _common.allocator_env(args.allocator)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                        f" --xla_force_host_platform_device_count={per}").strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    with socket.socket() as s:
+      s.bind(("127.0.0.1", 0))
+      port = s.getsockname()[1]
+    watch = _common.CpuWatch()
+    workers = [subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--worker", str(procs * per),
+         "--coordinator", f"127.0.0.1:{port}", "--num-processes", str(procs),
+         "--process-id", str(i), *sys.argv[1:]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for i in range(procs)]
+    outs = [w.communicate(timeout=1800) for w in workers]
+    if any(w.returncode for w in workers):
+      sys.stderr.write(outs[0][1][-3000:])
+      raise SystemExit(f"layout {layout} failed")
+    rec = json.loads(outs[0][0].strip().splitlines()[-1])
+    rec.update(layout=layout, processes=procs, devices_per_process=per,
+               other_cpu=watch.other_cpu(), loadavg=_common.loadavg())
+    report["results"].append(rec)
+    print(f"  {layout}: {rec['steps_per_s']:.3f} steps/s, {rec['images_per_s']:.1f} "
+          f"images/s (compile {rec['compile_s']:.1f} s)", file=sys.stderr, flush=True)
+  base = report["results"][0]["images_per_s"]
+  for rec in report["results"]:
+    rec["vs_first"] = rec["images_per_s"] / base
+  report["loadavg_end"] = _common.loadavg()
+  report["wall_s"] = round(time.time() - started, 1)
+  _common.save_json(args.out or os.path.join(_common.RESULTS, "processes_cpu.json"), report)
 
 
 if __name__ == "__main__":
