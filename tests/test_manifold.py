@@ -8,6 +8,7 @@ from scipy import stats
 
 import mixjax
 from mixjax import MixPlan
+from tests.plans import plans_for_every_layer
 from tests.tolerances import assert_close_in_ulps
 
 B, D, HIDDEN, K = 8, 5, 6, 3
@@ -50,14 +51,7 @@ def _loss(weights, x, labels, plan):
 
 
 def _plans_for_every_layer():
-  """Plans drawn by sample_plan with different keys until each layer has one."""
-  plans = {}
-  for seed in range(100):
-    plan = mixjax.sample_plan(jax.random.key(seed), B, LAYERS, alpha=2.0)
-    plans.setdefault(int(plan.layer), plan)
-    if len(plans) == len(LAYERS):
-      return [plans[i] for i in LAYERS]
-  raise AssertionError("sample_plan never drew some layer")
+  return plans_for_every_layer(LAYERS, B)
 
 
 def test_one_program_serves_every_layer():

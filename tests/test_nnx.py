@@ -22,6 +22,7 @@ from flax import nnx
 
 import mixjax
 from mixjax import models
+from tests.plans import plans_for_every_layer
 from tests.tolerances import assert_close_in_ulps
 
 # Written against Flax 0.12's NNX API (nnx.List, nnx.Optimizer(model, tx, wrt=...),
@@ -72,14 +73,7 @@ def _batch(seed=1):
 
 
 def _plans_for_every_layer(layers=LAYERS, batch=B):
-  """Plans drawn by sample_plan with different keys until each layer has one."""
-  plans = {}
-  for seed in range(100):
-    plan = mixjax.sample_plan(jax.random.key(seed), batch, layers, alpha=2.0)
-    plans.setdefault(int(plan.layer), plan)
-    if len(plans) == len(layers):
-      return [plans[i] for i in layers]
-  raise AssertionError("sample_plan never drew some layer")
+  return plans_for_every_layer(layers, batch)
 
 
 def _never(plan):
