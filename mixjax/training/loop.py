@@ -145,7 +145,7 @@ def train_and_evaluate(
   check_divisible(eval_batch_size, len(devices), "eval_batch_size")
   primary = distributed.is_primary()
   if not primary:
-    log = lambda line: None  # noqa: E731  (only process 0 reports)
+    log = lambda line: None  # Only process 0 reports.
   rows = distributed.process_slice(batch_size)
   eval_rows = distributed.process_slice(eval_batch_size)
 
