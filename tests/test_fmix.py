@@ -128,6 +128,25 @@ def test_binarise_is_the_reference_complement(max_soft):
                          scale=1.0)
 
 
+def test_binarise_breaks_ties_by_position_with_exact_counts():
+  """Images with many equal values: exactly num own pixels, ties taken first-come in
+  row-major order (a stable sort of −value), however λ·H·W falls."""
+  h, w = 9, 7
+  rng = np.random.default_rng(5)
+  images = (rng.integers(0, 4, size=(50, h, w)) / 3).astype(np.float32)  # Four levels.
+  lam = rng.uniform(size=50).astype(np.float32)
+  lam[:3] = [0.0, 1.0, 0.5]
+  ceil = rng.uniform(size=50) > 0.5
+  masks = np.asarray(fmix.binarise(jnp.asarray(images), jnp.asarray(lam), jnp.asarray(ceil)))
+  for i in range(50):
+    target = np.float32(lam[i]) * np.float32(h * w)
+    num = int(np.ceil(target) if ceil[i] else np.floor(target))
+    order = np.argsort(-images[i].reshape(-1), kind="stable")
+    own = np.zeros(h * w, bool)
+    own[order[:num]] = True
+    np.testing.assert_array_equal(masks[i].reshape(-1), ~own, err_msg=str(i))
+
+
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_shapes_dtypes_and_modes(mode):
   b, h, w = 6, 10, 14
