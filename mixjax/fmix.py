@@ -85,8 +85,8 @@ def low_freq_images(noise: chex.Array, height: int, width: int,
     zero-pads (or crops) to ``H × (⌊W/2⌋ + 1)``. Only the column frequencies 0
     and ``1/W`` and the non-negative row frequencies below ``W_f/H`` are nonzero,
     so the images are few long waves (stripes and diagonal bands more than
-    blobs). OpenMixup's ``fmix.py`` (lines 57–78), which produced its benchmark
-    row, copies this line.
+    blobs). OpenMixup's ``fmix.py`` (line 66 at 37e1372), which produced its
+    benchmark row, copies this line.
 
   Each image is then shifted and scaled to ``[0, 1]``: ``(s − min s)/max(s − min s)``.
   Deterministic given ``noise``, so a test can feed the reference the same draws.

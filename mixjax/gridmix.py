@@ -23,7 +23,7 @@ random crop of the image, from the partner. This module follows the paper's code
 
 Two choices are OpenMixup's (``openmixup/models/augments/gridmix.py`` at
 37e1372, whose CIFAR row the issue quotes): ``λ ~ Beta(α, α)`` with ``α = 1``
-(line 105; GridMixup's default draws ``λ ~ U(0.1, 0.9)``, its line 23), and the
+(line 101; GridMixup's default draws ``λ ~ U(0.1, 0.9)``, its line 23), and the
 defaults ``n_holes=(2, 6)``, ``hole_aspect_ratio=1``, ``cut_area_ratio=(0.5, 1)``,
 ``cut_aspect_ratio=(0.5, 2)`` of its CIFAR-100 configs
 (``configs/classification/cifar100/mixups/basic/r18_mixups_CE_none.py`` lines

@@ -22,11 +22,11 @@ object rather than background. Its code, ``afm-shahab-uddin/SaliencyMix``
   peak of its own partner ``perm[i]``'s map (``B`` maps).
 
 The saliency map. The code uses OpenCV's ``StaticSaliencyFineGrained`` (line 202;
-Montabone & Soto, 2010), a centre-surround filter on integral images. mixjax
-computes OpenCV's ``StaticSaliencySpectralResidual`` (Hou & Zhang, 2007) instead,
-the saliency detector chosen for mixjax because it is a few FFTs on a 64×64
-image, cheap on an accelerator; the two maps differ, so the boxes are the
-reference's rule applied to a different map. :func:`saliency_maps` follows
+Montabone & Soto, 2010), a centre-surround filter on integral images; OpenMixup's
+copy uses it too. mixjax computes OpenCV's ``StaticSaliencySpectralResidual``
+(Hou & Zhang, 2007) instead, as its design asks: a few FFTs of a 64×64 image,
+cheap on an accelerator. The two maps differ, so the boxes are the reference's
+rule applied to a different map. :func:`saliency_maps` follows
 ``opencv_contrib`` ``modules/saliency/src/staticSaliencySpectralResidual.cpp``
 (``computeSaliencyImpl``) at commit 65fc3f1, what ``opencv-contrib-python``
 5.0.0 runs, step by step:
