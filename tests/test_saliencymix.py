@@ -149,6 +149,27 @@ def test_saliency_peaks_match_the_reference_argmax():
   assert clear > 56  # Nearly all are exact comparisons.
 
 
+@pytest.mark.parametrize("size", [(32, 32), (224, 224), (40, 64)])
+def test_peak_finds_a_small_bright_square(size):
+  """The use SaliencyMix makes of the map: on a flat noisy background, the peak lies on
+  a small bright square (spectral residual lights its corners), to within one pixel of
+  the 64×64 map's resolution."""
+  h, w = size
+  rng = np.random.default_rng(0)
+  images = 0.3 + 0.02 * rng.uniform(size=(8, h, w, 3))
+  r = max(1, h // 16)
+  centres = []
+  for i in range(8):
+    cy, cx = rng.integers(h // 8, h - h // 8), rng.integers(w // 8, w - w // 8)
+    images[i, cy - r:cy + r, cx - r:cx + r] = 1.0
+    centres.append((cy, cx))
+  maps = saliencymix.saliency_maps(jnp.asarray(images, jnp.float32))
+  rows, cols = (np.asarray(v) for v in saliencymix.saliency_peaks(maps))
+  slack = -(-max(h, w) // 64)
+  for (cy, cx), y, x in zip(centres, rows, cols, strict=True):
+    assert abs(y - cy) <= r + slack and abs(x - cx) <= r + slack
+
+
 def test_boxes_at_is_the_reference_rand_bbox_rule():
   """With sample_boxes' own centres, boxes_at gives sample_boxes' boxes bit for bit."""
   h, w = 20, 30
