@@ -1,0 +1,254 @@
+"""FMix masks (Harris et al., 2020): thresholded low-frequency Fourier noise.
+
+FMix ("FMix: Enhancing Mixed Sample Data Augmentation", arXiv:2002.12047)
+draws ``λ ~ Beta(α, α)`` and a grey-scale image whose Fourier spectrum decays as
+``1/f^δ`` (decay power ``δ = 3``), and keeps the example's own pixel wherever
+that image is among its ``num ≈ λ·H·W`` largest values; every other pixel comes
+from the partner. This module follows the reference implementation,
+``ecs-vlc/FMix`` ``fmix.py`` at commit e5991dc:
+
+* ``fftfreqnd`` (lines 8–33): the frequency of bin ``(u, v)`` is
+  ``f = √(f_y(u)² + f_x(v)²)`` with ``f_y = fftfreq(H)`` and ``f_x`` the first
+  ``⌊W/2⌋ + 1`` entries of ``fftfreq(W)`` (``⌊W/2⌋ + 2`` for odd ``W``; the extra
+  column is cut off again by the inverse real FFT).
+* ``get_spectrum`` (lines 36–53): each bin gets a complex coefficient
+  ``(a + i·b)/max(f, 1/max(H, W))^δ``, ``a, b ~ N(0, 1)``.
+* ``make_low_freq_image`` (lines 56–78): the real inverse FFT ``irfftn`` of that
+  half spectrum at shape ``(H, W)``, shifted and scaled to ``[0, 1]``. Its line 65
+  reads the real and imaginary parts from the wrong axis, so the code's masks are
+  built from far fewer waves than the paper describes; ``spectrum="reference"``
+  (default) reproduces the code, ``"paper"`` the paper (:func:`low_freq_images`).
+* ``binarise_mask`` (lines 95–121): the pixels sorted by decreasing value, the
+  first ``num`` of them are 1 (the reference's ``x * mask`` keeps the example's
+  own pixel there, ``x[index] * (1 − mask)`` takes the partner's elsewhere, line
+  161), with ``num = ⌈λ·H·W⌉`` or ``⌊λ·H·W⌋`` by a fair coin (line 106); with
+  ``max_soft > 0`` the ``2·s`` pixels around the threshold,
+  ``s = ⌊H·W·min(max_soft, λ, 1 − λ)⌋``, ramp linearly from 1 to 0 (lines
+  108–118).
+
+mixjax's masks hold the **partner's** weight (True / 1.0: the pixel comes from
+the partner), so the mask returned here is the complement of the reference's:
+True on the ``H·W − num`` pixels of lowest noise. The example's own label weight
+is then ``1 − mean(mask) = num/(H·W)``, within ``1/(H·W)`` of ``λ``; with soft
+edges the ramp sums to ``s``, so the mass is still exactly ``num/(H·W)``.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mixjax import _validation
+from mixjax.sampling import sample_lambda
+
+
+def fft_frequencies(height: int, width: int) -> np.ndarray:
+  """The reference's ``fftfreqnd(H, W)``: float32 ``[H, W_f]`` bin frequencies.
+
+  ``W_f = ⌊W/2⌋ + 1`` for even ``W`` and ``⌊W/2⌋ + 2`` for odd ``W``, as in the
+  reference (``fmix.py`` lines 21–24); computed in float64 by NumPy at trace time.
+  """
+  columns = width // 2 + (2 if width % 2 == 1 else 1)
+  fy = np.fft.fftfreq(height)[:, None]
+  fx = np.fft.fftfreq(width)[None, :columns]
+  return np.sqrt(fx * fx + fy * fy).astype(np.float32)
+
+
+def spectrum_scale(height: int, width: int, decay_power: float) -> np.ndarray:
+  """``1/max(f, 1/max(H, W))^δ`` per bin, float32 ``[H, W_f]`` (``get_spectrum``, line 46)."""
+  freqs = fft_frequencies(height, width).astype(np.float64)
+  scale = 1.0 / np.maximum(freqs, 1.0 / max(height, width)) ** decay_power
+  return scale.astype(np.float32)
+
+
+SPECTRA = ("reference", "paper")
+_ONE_BITS = 0x3F800000  # The bits of 1.0f; the bits of floats in [0, 1] are 0 … this.
+_BISECTIONS = 30  # ⌈log2(_ONE_BITS + 2)⌉: the bisection's interval shrinks to one value.
+
+
+def low_freq_images(noise: chex.Array, height: int, width: int,
+                    decay_power: float = 3.0, spectrum: str = "reference") -> chex.Array:
+  """Low-frequency images from standard normal draws (``make_low_freq_image``).
+
+  With the scaled draws ``z(u, v, c) = n(u, v, c)·max(f(u, v), 1/max(H, W))^(−δ)``
+  (``get_spectrum``), ``spectrum`` chooses the half spectrum that ``irfft2``
+  inverts at shape ``(H, W)``:
+
+  * ``"paper"``: ``Ŝ(u, v) = z(u, v, 0) + i·z(u, v, 1)``, the complex noise of the
+    paper's Section 3 (every bin of the ``H × (⌊W/2⌋ + 1)`` half spectrum).
+  * ``"reference"`` (default): what ``fmix.py`` line 65 computes,
+    ``spectrum[:, 0] + 1j * spectrum[:, 1]`` of the ``[1, H, W_f, 2]`` array, which
+    indexes its axis 1 (the rows ``u = 0`` and ``u = 1``), not the last axis: a
+    ``[W_f, 2]`` array ``Ŝ(k, c) = z(0, k, c) + i·z(1, k, c)`` that ``irfftn``
+    zero-pads (or crops) to ``H × (⌊W/2⌋ + 1)``. Only the column frequencies 0
+    and ``1/W`` and the non-negative row frequencies below ``W_f/H`` are nonzero,
+    so the images are few long waves (stripes and diagonal bands more than
+    blobs). OpenMixup's ``fmix.py`` (line 66 at 37e1372), which produced its
+    benchmark row, copies this line.
+
+  Each image is then shifted and scaled to ``[0, 1]``: ``(s − min s)/max(s − min s)``.
+  Deterministic given ``noise``, so a test can feed the reference the same draws.
+
+  Args:
+    noise: float ``[N, H, W_f, 2]`` draws of ``N(0, 1)`` (the reference's ``param``,
+      ``get_spectrum`` line 49); ``W_f`` as in :func:`fft_frequencies`.
+    height: ``H``.
+    width: ``W``.
+    decay_power: ``δ``.
+    spectrum: ``"reference"`` or ``"paper"``.
+
+  Returns:
+    float32 ``[N, H, W]`` in ``[0, 1]``.
+  """
+  if spectrum not in SPECTRA:
+    raise ValueError(f"spectrum must be one of {SPECTRA}, got {spectrum!r}.")
+  scale = jnp.asarray(spectrum_scale(height, width, decay_power))
+  chex.assert_shape(noise, (None, height, scale.shape[1], 2))
+  scaled = noise.astype(jnp.float32) * scale[..., None]
+  if spectrum == "paper":
+    half = jax.lax.complex(scaled[..., 0], scaled[..., 1])
+  else:
+    half = jax.lax.complex(scaled[:, 0], scaled[:, 1])  # [N, W_f, 2]: rows 0 and 1.
+  # numpy's irfftn(a, (H, W)) zero-pads or crops a to [H, ⌊W/2⌋ + 1] first.
+  rows, cols = height, width // 2 + 1
+  half = half[:, :rows, :cols]
+  half = jnp.pad(half, ((0, 0), (0, rows - half.shape[1]), (0, cols - half.shape[2])))
+  image = jnp.fft.irfft2(half, s=(height, width), axes=(-2, -1))
+  image = image - image.min(axis=(-2, -1), keepdims=True)
+  return image / image.max(axis=(-2, -1), keepdims=True)
+
+
+def binarise(images: chex.Array, lam: chex.Array, ceil: chex.Array,
+             max_soft: float = 0.0) -> chex.Array:
+  """Partner masks from low-frequency images (the reference's ``binarise_mask``).
+
+  ``images`` must lie in ``[0, 1]`` (as :func:`low_freq_images` returns them). Ranks
+  each image's pixels by decreasing value (ties by position, stably), so
+  rank ``r ∈ {0, …, H·W − 1}``; with ``num = ⌈λ·H·W⌉`` where ``ceil`` else
+  ``⌊λ·H·W⌋``, the reference's own-pixel weight is 1 for ``r < num − s``, ``0``
+  for ``r ≥ num + s`` and ``1 − (r − num + s)/(2s − 1)`` between (NumPy's
+  ``linspace(1, 0, 2s)``), ``s = ⌊H·W·min(max_soft, λ, 1 − λ)⌋``. The partner's
+  weight returned is one minus that.
+
+  Args:
+    images: float ``[N, H, W]``.
+    lam: float ``[N]`` own-pixel fractions ``λ``.
+    ceil: bool ``[N]``: round ``λ·H·W`` up (True) or down.
+    max_soft: ``0 ≤ max_soft ≤ ½``; 0 gives hard masks.
+
+  Returns:
+    bool ``[N, H, W]`` (``max_soft == 0``) or float32 ``[N, H, W]`` in ``[0, 1]``.
+  """
+  n, height, width = images.shape
+  size = height * width
+  flat = images.reshape(n, size)
+  target = lam.astype(jnp.float32) * size
+  num = jnp.where(ceil, jnp.ceil(target), jnp.floor(target)).astype(jnp.int32)[:, None]
+  if max_soft == 0.0:
+    # rank < num without ranking every pixel: the num-th largest value t, every pixel
+    # above it, and of those equal to t the first ones in row-major order (a stable
+    # argsort's tie rule). t is found by bisection on the bits of the values, which
+    # order like the values for floats in [0, 1]: 30 counting passes, cheaper than a
+    # sort of H·W values on CPU (exact either way).
+    bits = jax.lax.bitcast_convert_type(flat, jnp.int32)
+
+    def step(_, bounds):
+      lo, hi = bounds
+      mid = lo + (hi - lo) // 2
+      enough = (bits >= mid).sum(axis=-1, keepdims=True) >= num
+      return jnp.where(enough, mid, lo), jnp.where(enough, hi, mid)
+
+    start = (jnp.zeros_like(num), jnp.full_like(num, _ONE_BITS + 1))
+    lo, _ = jax.lax.fori_loop(0, _BISECTIONS, step, start)
+    t = jax.lax.bitcast_convert_type(lo, jnp.float32)
+    above = flat > t
+    tied = flat == t
+    room = num - above.sum(axis=-1, keepdims=True)
+    own = above | (tied & (jnp.cumsum(tied, axis=-1) <= room))
+    own = own & (num > 0)
+    return (~own).reshape(n, height, width)
+  order = jnp.argsort(-flat, axis=-1, stable=True)
+  index = jnp.arange(size, dtype=jnp.int32)
+  rank = jnp.zeros((n, size), jnp.int32).at[jnp.arange(n)[:, None], order].set(index)
+  lam = lam.astype(jnp.float32)
+  soft_frac = jnp.minimum(jnp.float32(max_soft), jnp.minimum(lam, 1.0 - lam))
+  soft = jnp.floor(size * soft_frac).astype(jnp.int32)[:, None]
+  low, high = num - soft, num + soft
+  ramp = 1.0 - (rank - low).astype(jnp.float32) / jnp.maximum(2 * soft - 1, 1).astype(
+      jnp.float32)
+  own = jnp.where(rank < low, 1.0, jnp.where(rank >= high, 0.0, ramp))
+  return (1.0 - own).reshape(n, height, width)
+
+
+def sample_fmix_masks(
+    key: chex.PRNGKey,
+    batch_size: int,
+    height: int,
+    width: int,
+    *,
+    alpha: float = 1.0,
+    decay_power: float = 3.0,
+    max_soft: float = 0.0,
+    mode: str = "batch",
+    spectrum: str = "reference",
+) -> tuple[chex.Array, chex.Array]:
+  """Draws FMix partner masks and their ``λ`` (reference ``sample_mask``, line 124).
+
+  ``λ ~ Beta(α, α)`` (:func:`~mixjax.sampling.sample_lambda`), a low-frequency
+  image (:func:`low_freq_images`) and a fair coin for rounding ``λ·H·W`` up or
+  down; the mask is True on the pixels outside the ``num`` largest of the image
+  (:func:`binarise`). The reference's defaults: ``α = 1``, ``δ = 3``,
+  ``max_soft = 0`` (``FMixBase``, line 176).
+
+  Args:
+    key: a PRNG key.
+    batch_size: ``B``.
+    height: ``H``.
+    width: ``W``.
+    alpha: ``α > 0`` of ``Beta(α, α)``.
+    decay_power: ``δ > 0``; larger is smoother.
+    max_soft: ``0 ≤ max_soft ≤ ½``: soft edges (float masks) when positive.
+    mode: ``"batch"``: one ``λ`` and one mask for the batch (the reference),
+      broadcast to ``[B, H, W]``; ``"elem"``: one each per example.
+    spectrum: ``"reference"`` (default; the reference code's spectrum, few long
+      waves) or ``"paper"`` (the paper's full complex spectrum); see
+      :func:`low_freq_images`.
+
+  Returns:
+    ``(masks, lam)``: bool ``[B, H, W]`` (float32 when ``max_soft > 0``), the
+    partner's weight per pixel, and float32 ``[B]`` drawn ``λ``. The exact own
+    label weight is ``1 − mean(mask)`` over ``H × W`` (``num/(H·W)``).
+
+  Raises:
+    ValueError: at trace time for ``α ≤ 0``, ``δ ≤ 0``, ``max_soft`` outside
+      ``[0, ½]``, an unknown ``mode`` or ``spectrum``, or non-positive sizes.
+  """
+  _validation.check_alpha(alpha)
+  _validation.check_mode(mode)
+  _check_size(batch_size, height, width)
+  value = _validation.concrete_number(decay_power)
+  if value is None or not value > 0:
+    raise ValueError(f"decay_power must be a number > 0, got {decay_power!r}.")
+  soft = _validation.concrete_number(max_soft)
+  if soft is None or not 0.0 <= soft <= 0.5:
+    raise ValueError(f"max_soft must be a number in [0, 0.5], got {max_soft!r}.")
+  if spectrum not in SPECTRA:
+    raise ValueError(f"spectrum must be one of {SPECTRA}, got {spectrum!r}.")
+  num = 1 if mode == "batch" else batch_size
+  key_lam, key_noise, key_coin = jax.random.split(key, 3)
+  lam = sample_lambda(key_lam, num, alpha, "elem")
+  columns = fft_frequencies(height, width).shape[1]
+  noise = jax.random.normal(key_noise, (num, height, columns, 2), jnp.float32)
+  images = low_freq_images(noise, height, width, value, spectrum)
+  ceil = jax.random.uniform(key_coin, (num,)) > 0.5
+  masks = binarise(images, lam, ceil, soft)
+  return (jnp.broadcast_to(masks, (batch_size, height, width)),
+          jnp.broadcast_to(lam, (batch_size,)))
+
+
+def _check_size(batch_size: int, height: int, width: int) -> None:
+  for name, value in (("batch_size", batch_size), ("height", height), ("width", width)):
+    if not isinstance(value, (int, np.integer)) or value < 1:
+      raise ValueError(f"{name} must be a positive int, got {value!r}.")

@@ -1,0 +1,224 @@
+"""SaliencyMix boxes (Uddin et al., 2021): the CutMix box on the partner's salient peak.
+
+SaliencyMix ("SaliencyMix: A Saliency Guided Data Augmentation Strategy for
+Better Regularization", ICLR 2021) places the CutMix box around the most salient
+pixel of the image it is cut from, so the pasted patch holds the partner's
+object rather than background. Its code, ``afm-shahab-uddin/SaliencyMix``
+``SaliencyMix_CIFAR/saliencymix.py`` at commit 9ee02b8:
+
+* ``saliency_bbox`` (lines 191–214): ``cut = ⌊n·√(1 − λ)⌋`` per axis; the saliency
+  map quantised to ``uint8`` (``(map·255).astype("uint8")``, line 204) and its
+  first maximum in row-major order (``np.argmax``, line 206) is the centre
+  ``(c_y, c_x)``; rows ``[c_y − ⌊cut_h/2⌋, c_y + ⌊cut_h/2⌋)`` and columns alike,
+  clipped: the rule of :func:`mixjax.boxes.sample_boxes` (``box_rule="reference"``)
+  with the centre at the peak instead of uniform. Its ``W = size[1]`` of a CHW
+  image is the row count, so rows use ``H``, as here.
+* the training loop (lines 236–243): one ``λ ~ Beta(β, β)`` and one permutation
+  per batch, and **one box for the whole batch**, centred on the peak of the
+  first partner's map, ``saliency_bbox(images[rand_index[0]], lam)``, pasted from
+  every example's own partner; the label weight is the exact box fraction
+  (line 243). ``mode="batch"`` does exactly that (one saliency map per batch).
+  ``mode="elem"`` draws ``λ`` per example and centres example ``i``'s box on the
+  peak of its own partner ``perm[i]``'s map (``B`` maps).
+
+The saliency map. The code uses OpenCV's ``StaticSaliencyFineGrained`` (line 202;
+Montabone & Soto, 2010), a centre-surround filter on integral images; OpenMixup's
+copy uses it too. mixjax computes OpenCV's ``StaticSaliencySpectralResidual``
+(Hou & Zhang, 2007) instead, as its design asks: a few FFTs of a 64×64 image,
+cheap on an accelerator. The two maps differ, so the boxes are the reference's
+rule applied to a different map. :func:`saliency_maps` follows
+``opencv_contrib`` ``modules/saliency/src/staticSaliencySpectralResidual.cpp``
+(``computeSaliencyImpl``) at commit 65fc3f1, what ``opencv-contrib-python``
+5.0.0 runs, step by step:
+
+1. grey: ``Y = 0.299·R + 0.587·G + 0.114·B`` for ``C = 3`` (channels read as RGB;
+   OpenCV reads BGR, and the SaliencyMix code hands it RGB tensors), the image
+   itself for ``C = 1``;
+2. resized to 64×64, bilinear with half-pixel centres and no antialiasing
+   (``INTER_LINEAR``);
+3. ``F = DFT(Y)``; log amplitude ``L = log(|F| + 1)`` (older OpenCV took
+   ``log|F|``) minus its 3×3 box average (``blur``, border reflected without
+   repeating the edge, ``BORDER_REFLECT_101``, on the unshifted spectrum), phase
+   kept: ``R = exp(L − box(L))·F/|F|`` (phase 0 where ``F = 0``);
+4. ``S = |IDFT(R)|``, blurred by a 5×5 Gaussian of ``σ = 8`` (reflect-101), squared,
+   divided by its maximum;
+5. resized back to ``H × W`` (bilinear).
+
+On float images this is OpenCV's map to float32 rounding (the test compares them
+when OpenCV is installed). On uint8 images OpenCV rounds the grey and the 64×64
+images to uint8 (``INTER_LINEAR_EXACT``'s fixed point); here they stay float.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mixjax import _validation
+from mixjax.sampling import sample_lambda, sample_partners
+
+SALIENCY_SIZE = 64  # OpenCV's resImWidth = resImHeight = 64.
+_GREY = (0.299, 0.587, 0.114)
+_GAUSSIAN_SIZE, _GAUSSIAN_SIGMA = 5, 8.0
+
+
+def _gaussian_kernel() -> np.ndarray:
+  """OpenCV's ``getGaussianKernel(5, 8)``: ``∝ exp(−(i − 2)²/(2·8²))``, summing to 1."""
+  x = np.arange(_GAUSSIAN_SIZE, dtype=np.float64) - (_GAUSSIAN_SIZE - 1) / 2
+  k = np.exp(-x * x / (2 * _GAUSSIAN_SIGMA ** 2))
+  return (k / k.sum()).astype(np.float32)
+
+
+def _separable(x: chex.Array, kernel: np.ndarray) -> chex.Array:
+  """Correlates the last two axes with ``kernel ⊗ kernel``, borders reflected (101)."""
+  r = len(kernel) // 2
+  x = jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(r, r), (r, r)], mode="reflect")
+  h, w = x.shape[-2] - 2 * r, x.shape[-1] - 2 * r
+  x = sum(float(k) * x[..., i:i + h, :] for i, k in enumerate(kernel))
+  return sum(float(k) * x[..., :, i:i + w] for i, k in enumerate(kernel))
+
+
+def _grey(images: chex.Array) -> chex.Array:
+  images = images.astype(jnp.float32)
+  if images.ndim == 3:
+    return images
+  if images.shape[-1] == 1:
+    return images[..., 0]
+  return sum(c * images[..., i] for i, c in enumerate(_GREY))
+
+
+def _resize(x: chex.Array, height: int, width: int) -> chex.Array:
+  return jax.image.resize(x, x.shape[:-2] + (height, width), "linear", antialias=False)
+
+
+@jax.jit
+def saliency_maps(images: chex.Array) -> chex.Array:
+  """Spectral-residual saliency (Hou & Zhang, 2007), as OpenCV computes it.
+
+  The steps are those of the module docstring: grey, 64×64, the log-amplitude
+  spectrum ``log(|F| + 1)`` minus its 3×3 average with the phase kept, back to the image domain,
+  ``|·|``, a 5×5 Gaussian of ``σ = 8``, squared, normalised to a maximum of 1, and
+  resized to ``H × W``. Runs on the device, compiled (``jax.jit``); float32 throughout.
+
+  Args:
+    images: ``[B, H, W, C]`` with ``C ∈ {1, 3}`` (RGB), or ``[B, H, W]``; any
+      float or integer dtype (values are used as they are, e.g. 0–255 or
+      normalised).
+
+  Returns:
+    float32 ``[B, H, W]``, maximum about 1 (exactly 1 at 64×64 before the last
+    resize).
+
+  Raises:
+    ValueError: at trace time for images that are not ``[B, H, W(, C)]`` with
+      ``C ∈ {1, 3}``.
+  """
+  _validation.check_batch(images)
+  height, width = _validation.check_spatial(images)
+  if images.ndim == 4 and images.shape[-1] not in (1, 3):
+    raise ValueError(
+        "saliency_maps needs grey [B, H, W] / [B, H, W, 1] or RGB [B, H, W, 3] images, "
+        f"got {images.shape[-1]} channels (shape {tuple(images.shape)}).")
+  n = SALIENCY_SIZE
+  grey = _resize(_grey(images), n, n)
+  spectrum = jnp.fft.fft2(grey)
+  amplitude = jnp.abs(spectrum)
+  log_amplitude = jnp.log1p(amplitude)
+  box = _separable(log_amplitude, np.full(3, 1.0 / 3.0, np.float32))
+  phase = jnp.where(amplitude > 0, spectrum / jnp.where(amplitude > 0, amplitude, 1.0), 1.0)
+  residual = jnp.exp(log_amplitude - box) * phase
+  saliency = jnp.abs(jnp.fft.ifft2(residual))
+  saliency = jnp.square(_separable(saliency, _gaussian_kernel()))
+  saliency = saliency / saliency.max(axis=(-2, -1), keepdims=True)
+  return _resize(saliency, height, width)
+
+
+def saliency_peaks(maps: chex.Array) -> tuple[chex.Array, chex.Array]:
+  """The reference's centre: the first maximum (row-major) of ``uint8(255·map)``.
+
+  Returns:
+    ``(rows, cols)``, int32 ``[B]`` each.
+  """
+  b, height, width = maps.shape
+  quantised = jnp.floor(jnp.clip(maps, 0.0, 1.0) * 255.0)
+  index = jnp.argmax(quantised.reshape(b, -1), axis=-1).astype(jnp.int32)
+  return index // width, index % width
+
+
+def boxes_at(centre_y: chex.Array, centre_x: chex.Array, lam: chex.Array, height: int,
+             width: int) -> chex.Array:
+  """CutMix boxes of the reference rule around given centres (``saliency_bbox``).
+
+  ``cut_h = ⌊H·√(1 − λ)⌋``, ``cut_w = ⌊W·√(1 − λ)⌋``, rows
+  ``[c_y − ⌊cut_h/2⌋, c_y + ⌊cut_h/2⌋)`` and columns alike, clipped to the image:
+  :func:`mixjax.boxes.sample_boxes`'s ``"reference"`` arithmetic with the centres given.
+
+  Returns:
+    int32 ``[N, 4]`` boxes ``(top, left, bottom, right)``.
+  """
+  ratio = jnp.sqrt(jnp.clip(1.0 - lam.astype(jnp.float32), 0.0, 1.0))
+  half_h = jnp.floor(height * ratio).astype(jnp.int32) // 2
+  half_w = jnp.floor(width * ratio).astype(jnp.int32) // 2
+  return jnp.stack([
+      jnp.clip(centre_y - half_h, 0, height),
+      jnp.clip(centre_x - half_w, 0, width),
+      jnp.clip(centre_y + half_h, 0, height),
+      jnp.clip(centre_x + half_w, 0, width),
+  ], axis=-1)
+
+
+def sample_saliencymix_boxes(
+    key: chex.PRNGKey,
+    images: chex.Array,
+    *,
+    alpha: float = 1.0,
+    mode: str = "batch",
+    pairing: str = "permute",
+) -> tuple[chex.Array, chex.Array, chex.Array]:
+  """Draws SaliencyMix partners, boxes on the partners' salient peaks, and ``λ``.
+
+  ``λ ~ Beta(α, α)`` (the reference's ``--beta 1``), partners from
+  :func:`~mixjax.sampling.sample_partners`, then :func:`boxes_at` around
+  :func:`saliency_peaks` of :func:`saliency_maps` of the partners:
+
+  * ``"batch"``: one ``λ`` and one box for the batch, centred on the peak of
+    ``images[perm[0]]`` (the reference; one saliency map);
+  * ``"elem"``: ``λ_i`` per example and example ``i``'s box centred on the peak of
+    its partner ``images[perm[i]]`` (``B`` maps).
+
+  Args:
+    key: a PRNG key.
+    images: ``[B, H, W, C]`` (``C ∈ {1, 3}``, RGB) or ``[B, H, W]``.
+    alpha: ``α > 0``.
+    mode: ``"batch"`` or ``"elem"``.
+    pairing: ``"permute"``, ``"flip"`` or ``"roll"``.
+
+  Returns:
+    ``(perm, boxes, lam)``: int32 ``[B]`` partners, int32 ``[B, 4]`` boxes
+    ``(top, left, bottom, right)`` (the pixels pasted from ``images[perm]``), and
+    float32 ``[B]`` drawn ``λ``. The exact own label weight is
+    ``1 − area/(H·W)`` (:func:`mixjax.boxes.box_area`), as in the reference.
+
+  Raises:
+    ValueError: at trace time for ``α ≤ 0``, an unknown ``mode`` or ``pairing``, or
+      images :func:`saliency_maps` refuses.
+  """
+  _validation.check_alpha(alpha)
+  _validation.check_mode(mode)
+  _validation.check_pairing(pairing)
+  batch = _validation.check_batch(images)
+  height, width = _validation.check_spatial(images)
+  key_lam, key_perm = jax.random.split(key)
+  perm = sample_partners(key_perm, batch, pairing)
+  if mode == "batch":
+    lam = sample_lambda(key_lam, 1, alpha, "elem")
+    sources = images[perm[:1]]
+  else:
+    lam = sample_lambda(key_lam, batch, alpha, "elem")
+    sources = images[perm]
+  rows, cols = saliency_peaks(saliency_maps(sources))
+  boxes = boxes_at(rows, cols, lam, height, width)
+  return (perm, jnp.broadcast_to(boxes, (batch, 4)),
+          jnp.broadcast_to(lam, (batch,)))

@@ -1,0 +1,279 @@
+"""SaliencyMix: spectral-residual saliency against numpy (and OpenCV), peaks, boxes, modes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from mixjax import boxes as boxes_lib
+from mixjax import saliencymix
+from tests.tolerances import assert_close_in_ulps, ulps_apart
+
+# --- OpenCV's StaticSaliencySpectralResidual (opencv_contrib 65fc3f1), numpy float64. -----
+
+
+def _resize(x, oh, ow):
+  """cv2.resize(INTER_LINEAR): half-pixel centres, edges replicated."""
+  h, w = x.shape
+
+  def taps(out, size):
+    s = np.clip((np.arange(out) + 0.5) * (size / out) - 0.5, 0, None)
+    i0 = np.minimum(np.floor(s).astype(int), size - 1)
+    return i0, np.minimum(i0 + 1, size - 1), s - i0
+
+  r0, r1, fr = taps(oh, h)
+  c0, c1, fc = taps(ow, w)
+  top = x[r0][:, c0] * (1 - fc) + x[r0][:, c1] * fc
+  bottom = x[r1][:, c0] * (1 - fc) + x[r1][:, c1] * fc
+  return top * (1 - fr[:, None]) + bottom * fr[:, None]
+
+
+def _filter(x, k):
+  """sepFilter2D with BORDER_REFLECT_101 (numpy's "reflect")."""
+  r = len(k) // 2
+  x = np.pad(x, r, mode="reflect")
+  h, w = x.shape[0] - 2 * r, x.shape[1] - 2 * r
+  x = sum(kk * x[i:i + h] for i, kk in enumerate(k))
+  return sum(kk * x[:, i:i + w] for i, kk in enumerate(k))
+
+
+def _ref_saliency(image):
+  """computeSaliencyImpl: grey (RGB), 64×64, log(|F| + 1) minus its 3×3 mean, phase kept,
+  |IDFT|, GaussianBlur(5×5, σ = 8), squared, / max, resized back."""
+  image = np.asarray(image, np.float64)
+  grey = image if image.ndim == 2 else image @ np.array([0.299, 0.587, 0.114])
+  grey = _resize(grey, 64, 64)
+  spectrum = np.fft.fft2(grey)
+  log_amplitude = np.log(np.abs(spectrum) + 1)
+  residual = np.exp(log_amplitude - _filter(log_amplitude, np.full(3, 1 / 3)))
+  residual = residual * np.exp(1j * np.angle(spectrum))
+  saliency = np.abs(np.fft.ifft2(residual))
+  k = np.exp(-(np.arange(5) - 2.0) ** 2 / (2 * 8.0 ** 2))
+  saliency = _filter(saliency, k / k.sum()) ** 2
+  return _resize(saliency / saliency.max(), *image.shape[:2])
+
+
+def _ref_peak(saliency_map):
+  """saliency_bbox, lines 204–206: first argmax of (map·255).astype(uint8)."""
+  quantised = (saliency_map * 255).astype("uint8")
+  return np.unravel_index(np.argmax(quantised, axis=None), quantised.shape)
+
+
+def _images(n, h, w, c=3, seed=0):
+  """Smooth random scenes: a few Gaussian blobs of random colours over noise."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[:h, :w]
+  out = 0.1 * rng.uniform(size=(n, h, w, c))
+  for i in range(n):
+    for _ in range(3):
+      cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.05, 0.2) * min(h, w)
+      blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+      out[i] += blob[..., None] * rng.uniform(0.2, 1.0, size=c)
+  return out.astype(np.float32)
+
+
+def _map_ulps(image):
+  """Tolerance of a float32 map, in ulps of its maximum (1), for one image.
+
+  A float32 FFT of N = 64² points errs by about log2(N)·ε·‖F‖₂ over all coefficients,
+  spread over them: |δF_k| ≈ log2(N)·ε·‖F‖₂/√N = log2(N)·ε·‖g‖₂ (Parseval, g the
+  64×64 grey image). Through L = log(|F| + 1), |δL_k| ≤ |δF_k|/(|F_k| + 1) ≤ |δF_k|;
+  L − box(L) at most doubles it, the residual R = exp(·) carries it as a relative error,
+  the inverse FFT adds as much again, and squaring doubles the total: 8·log2(N)·ε·‖g‖₂
+  relative to the map's maximum, plus 32 ulps for the filters, resizes and the
+  normalisation. Measured: at most half of this on the test images.
+  """
+  image = np.asarray(image, np.float64)
+  grey = image if image.ndim == 2 else image @ np.array([0.299, 0.587, 0.114])
+  norm = np.sqrt(np.sum(_resize(grey, 64, 64) ** 2))
+  return 8 * 12 * norm + 32
+
+
+@pytest.mark.parametrize("shape", [(16, 32, 32, 3), (4, 224, 224, 3), (6, 20, 28, 1),
+                                   (5, 40, 24)],
+                         ids=["cifar", "imagenet", "grey-20x28", "rank3-40x24"])
+def test_saliency_maps_match_numpy_reference(shape):
+  n, h, w = shape[:3]
+  c = shape[3] if len(shape) == 4 else 1
+  images = _images(n, h, w, c, seed=n)
+  if len(shape) == 3:
+    images = images[..., 0]
+  maps = np.asarray(saliencymix.saliency_maps(jnp.asarray(images)))
+  assert maps.shape == (n, h, w) and maps.dtype == np.float32
+  worst = 0.0
+  for i in range(n):
+    image = images[i] if len(shape) == 3 or c == 3 else images[i, ..., 0]
+    ref = _ref_saliency(image)
+    assert_close_in_ulps(maps[i], ref, _map_ulps(image), scale=1.0)
+    worst = max(worst, ulps_apart(maps[i], ref) / _map_ulps(image))
+  assert worst > 1e-3  # The bound is not vacuous: some rounding shows.
+
+
+def test_saliency_maps_match_opencv():
+  """Our numpy reference is OpenCV's: on float images, equal to float32 rounding."""
+  cv2 = pytest.importorskip("cv2")
+  if not hasattr(cv2, "saliency"):
+    pytest.skip("needs opencv-contrib-python(-headless) for cv2.saliency")
+  detector = cv2.saliency.StaticSaliencySpectralResidual_create()
+  images = _images(6, 32, 48, seed=7)
+  ours = np.asarray(saliencymix.saliency_maps(jnp.asarray(images)))
+  for i, image in enumerate(images):
+    ok, cv_map = detector.computeSaliency(np.ascontiguousarray(image[..., ::-1]))  # BGR.
+    assert ok
+    # OpenCV takes the grey image and its resize in float32 (the input's dtype), then
+    # float64: the same front-end rounding as ours, so the same tolerance.
+    assert_close_in_ulps(_ref_saliency(image), cv_map, _map_ulps(image), scale=1.0)
+    assert_close_in_ulps(ours[i], cv_map, _map_ulps(image), scale=1.0)
+
+
+def test_saliency_peaks_match_the_reference_argmax():
+  """The peak is the reference's first maximum of uint8(255·map), exactly, wherever the
+  map's rounding cannot move a pixel across a quantisation step that matters: no value
+  of 255·ref within 255·tol of the top bin's edges. Elsewhere it is one of the pixels the
+  rounding could have put in the top bin."""
+  images = _images(64, 32, 32, seed=3)
+  maps = saliencymix.saliency_maps(jnp.asarray(images))
+  rows, cols = (np.asarray(v) for v in saliencymix.saliency_peaks(maps))
+  clear = 0
+  for i in range(64):
+    tol = 255 * _map_ulps(images[i]) * np.finfo(np.float32).eps
+    ref = _ref_saliency(images[i]) * 255
+    top = np.floor(ref.max())
+    near_edge = (np.abs(ref - top) < tol) | (np.abs(ref - (top + 1)) < tol)
+    if not near_edge.any():
+      clear += 1
+      assert (rows[i], cols[i]) == _ref_peak(ref / 255), i
+    else:
+      assert ref[rows[i], cols[i]] > top - tol, i
+  assert clear > 56  # Nearly all are exact comparisons.
+
+
+@pytest.mark.parametrize("size", [(32, 32), (224, 224), (40, 64)])
+def test_peak_finds_a_small_bright_square(size):
+  """The use SaliencyMix makes of the map: on a flat noisy background, the peak lies on
+  a small bright square (spectral residual lights its corners), to within one pixel of
+  the 64×64 map's resolution."""
+  h, w = size
+  rng = np.random.default_rng(0)
+  images = 0.3 + 0.02 * rng.uniform(size=(8, h, w, 3))
+  r = max(1, h // 16)
+  centres = []
+  for i in range(8):
+    cy, cx = rng.integers(h // 8, h - h // 8), rng.integers(w // 8, w - w // 8)
+    images[i, cy - r:cy + r, cx - r:cx + r] = 1.0
+    centres.append((cy, cx))
+  maps = saliencymix.saliency_maps(jnp.asarray(images, jnp.float32))
+  rows, cols = (np.asarray(v) for v in saliencymix.saliency_peaks(maps))
+  slack = -(-max(h, w) // 64)
+  for (cy, cx), y, x in zip(centres, rows, cols, strict=True):
+    assert abs(y - cy) <= r + slack and abs(x - cx) <= r + slack
+
+
+def test_boxes_at_is_the_reference_rand_bbox_rule():
+  """With sample_boxes' own centres, boxes_at gives sample_boxes' boxes bit for bit."""
+  h, w = 20, 30
+  lam = jnp.asarray(np.random.default_rng(0).uniform(size=500), jnp.float32)
+  key = jax.random.key(1)
+  key_y, key_x = jax.random.split(key)  # sample_boxes' draw of the centres.
+  cy = jax.random.randint(key_y, (500,), 0, h, dtype=jnp.int32)
+  cx = jax.random.randint(key_x, (500,), 0, w, dtype=jnp.int32)
+  np.testing.assert_array_equal(saliencymix.boxes_at(cy, cx, lam, h, w),
+                                boxes_lib.sample_boxes(key, lam, h, w, "reference"))
+
+
+def _ref_saliency_bbox(saliency_map, lam):
+  """saliency_bbox (lines 191–214) with the map given; rows are size[1] of CHW."""
+  rows, cols = saliency_map.shape
+  cut_rat = np.sqrt(1. - lam)
+  cut_w, cut_h = int(rows * cut_rat), int(cols * cut_rat)
+  x, y = _ref_peak(saliency_map)
+  return (np.clip(x - cut_w // 2, 0, rows), np.clip(y - cut_h // 2, 0, cols),
+          np.clip(x + cut_w // 2, 0, rows), np.clip(y + cut_h // 2, 0, cols))
+
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_boxes_centre_on_the_partners_peak(mode):
+  b, h, w = 12, 32, 40
+  images = jnp.asarray(_images(b, h, w, seed=5))
+  perm, boxes, lam = saliencymix.sample_saliencymix_boxes(jax.random.key(2), images,
+                                                           mode=mode)
+  assert perm.dtype == jnp.int32 and boxes.dtype == jnp.int32 and lam.dtype == jnp.float32
+  assert perm.shape == (b,) and boxes.shape == (b, 4) and lam.shape == (b,)
+  perm, boxes, lam = np.asarray(perm), np.asarray(boxes), np.asarray(lam)
+  assert sorted(perm) == list(range(b))
+  maps = np.asarray(saliencymix.saliency_maps(images))
+  for i in range(b):
+    source = perm[0] if mode == "batch" else perm[i]
+    # The reference's box for our map and λ (its float64 √(1 − λ) of our float32 λ).
+    want = _ref_saliency_bbox(maps[source], float(lam[i]))
+    np.testing.assert_array_equal(boxes[i], want)
+  if mode == "batch":
+    assert (boxes == boxes[0]).all() and (lam == lam[0]).all()
+  else:
+    assert len(set(lam.tolist())) == b
+
+
+def test_lambda_is_beta_and_pairings():
+  images = jnp.asarray(_images(4000, 8, 8, seed=6))
+  _, _, lam = saliencymix.sample_saliencymix_boxes(jax.random.key(3), images, alpha=0.7,
+                                                   mode="elem")
+  assert stats.kstest(np.asarray(lam), stats.beta(0.7, 0.7).cdf).pvalue > 0.01
+  perm, _, _ = saliencymix.sample_saliencymix_boxes(jax.random.key(3), images[:5],
+                                                    pairing="flip")
+  np.testing.assert_array_equal(perm, [4, 3, 2, 1, 0])
+
+
+def test_dtypes_and_constant_images():
+  images = _images(3, 16, 16, seed=8)
+  as_uint8 = jnp.asarray(np.clip(images * 255, 0, 255), jnp.uint8)
+  maps = saliencymix.saliency_maps(as_uint8)
+  assert maps.dtype == jnp.float32 and np.isfinite(np.asarray(maps)).all()
+  bf16 = saliencymix.saliency_maps(jnp.asarray(images, jnp.bfloat16))
+  assert bf16.dtype == jnp.float32
+  flat = saliencymix.saliency_maps(jnp.ones((2, 16, 16, 3)))
+  assert np.isfinite(np.asarray(flat)).all()  # log(|F| + 1) is finite where F = 0.
+
+
+def test_jit_and_vmap():
+  images = jnp.asarray(_images(6, 16, 16, seed=9))
+  key = jax.random.key(4)
+  sample = jax.jit(saliencymix.sample_saliencymix_boxes,
+                   static_argnames=("alpha", "mode", "pairing"))
+  for mode in ["batch", "elem"]:
+    eager = saliencymix.sample_saliencymix_boxes(key, images, mode=mode)
+    jitted = sample(key, images, mode=mode)
+    np.testing.assert_array_equal(eager[0], jitted[0])
+    np.testing.assert_array_equal(eager[1], jitted[1])
+    # Compiled, XLA may fuse the λ transform differently: 1 ulp of 1.0.
+    assert_close_in_ulps(jitted[2], eager[2], 1, scale=1.0)
+  keys = jax.random.split(key, 3)
+  stacked = jnp.stack([images] * 3)
+  perm, boxes, lam = jax.vmap(
+      lambda k, x: saliencymix.sample_saliencymix_boxes(k, x, mode="elem"))(keys, stacked)
+  assert perm.shape == (3, 6) and boxes.shape == (3, 6, 4) and lam.shape == (3, 6)
+  for i in range(3):
+    one = saliencymix.sample_saliencymix_boxes(keys[i], images, mode="elem")
+    np.testing.assert_array_equal(perm[i], one[0])
+    np.testing.assert_array_equal(boxes[i], one[1])
+    # Batched, XLA may fuse the λ transform differently: 1 ulp of 1.0.
+    assert_close_in_ulps(lam[i], one[2], 1, scale=1.0)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"alpha": 0.0}, "alpha must be > 0"),
+    ({"mode": "pixel"}, "mode must be one of"),
+    ({"pairing": "shuffle"}, "pairing must be one of"),
+])
+def test_bad_hyper_parameters(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    saliencymix.sample_saliencymix_boxes(jax.random.key(0), jnp.zeros((2, 8, 8, 3)), **kwargs)
+
+
+def test_bad_images():
+  with pytest.raises(ValueError, match="got 2 channels"):
+    saliencymix.saliency_maps(jnp.zeros((2, 8, 8, 2)))
+  with pytest.raises(ValueError, match="looks channels-first"):
+    saliencymix.saliency_maps(jnp.zeros((2, 3, 8, 8)))
+  with pytest.raises(ValueError, match="two spatial axes"):
+    saliencymix.sample_saliencymix_boxes(jax.random.key(0), jnp.zeros((2, 8)))
