@@ -135,8 +135,15 @@ def _self_paired(params: MixParams, ndim: int) -> chex.Array:
 
 
 def _partner_weight(weight: chex.Array, more_weights: chex.Array) -> chex.Array:
-  """``1 − w − Σ_j v_j``: what n-way partner ``perm`` gets (the same in pixels and labels)."""
-  return 1 - weight - jnp.sum(more_weights, axis=1)
+  """``1 − w − (v_1 + … + v_m)``: what n-way partner ``perm`` gets, pixels and labels alike.
+
+  The sum runs left to right (XLA does not reassociate it), so the weight is one
+  well-defined float that a reader can recompute bit for bit.
+  """
+  total = more_weights[:, 0]
+  for j in range(1, more_weights.shape[1]):
+    total = total + more_weights[:, j]
+  return 1 - weight - total
 
 
 def _bits(x: chex.Array) -> chex.Array:
