@@ -77,7 +77,12 @@ class Choice(Mixer):
     which = jnp.sum(u[:, None] >= edges[None, :], axis=1, dtype=jnp.int32)
     return jnp.broadcast_to(which, (batch_size,))
 
-  def draw(self, key, batch_size, image_shape) -> MixParams:
+  @property
+  def uses_images(self) -> bool:
+    return any(m.uses_images for m in self.mixers)
+
+  def draw(self, key, batch_size, image_shape, images=None) -> MixParams:
     key_choice, *keys = jax.random.split(key, len(self.mixers) + 1)
-    drawn = [m.sample(k, batch_size, image_shape) for m, k in zip(self.mixers, keys, strict=True)]
+    drawn = [m.sample(k, batch_size, image_shape, images=images)
+             for m, k in zip(self.mixers, keys, strict=True)]
     return select_params(self.choose(key_choice, batch_size), common_structure(*drawn))

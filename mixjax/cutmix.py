@@ -191,10 +191,10 @@ class CutMix(Mixer):
                          mode=self.mode, minmax=self.minmax, pairing=self.pairing,
                          box_rule=self.box_rule)
 
-  def sample(self, key, batch_size, image_shape=()):
+  def sample(self, key, batch_size, image_shape=(), *, images=None):
     if self.prob < 1.0:
       from mixjax.policy import MixConfig, sample_mix  # policy builds on this module.
       return sample_mix(key, batch_size, spatial_size(image_shape), MixConfig(
           mixup_alpha=0.0, cutmix_alpha=self.alpha, cutmix_minmax=self.minmax,
           prob=self.prob, mode=self.mode, pairing=self.pairing, box_rule=self.box_rule))
-    return super().sample(key, batch_size, image_shape)
+    return super().sample(key, batch_size, image_shape, images=images)

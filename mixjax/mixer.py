@@ -91,6 +91,9 @@ class Mixer:
     prob: probability of mixing (per batch or per example, as ``mode``); an
       example not mixed comes back bit for bit unchanged.
     spatial: class attribute: the method needs ``(H, W)`` images.
+    uses_images: class attribute: the draw looks at the pixels (SaliencyMix's
+      boxes follow the partner's saliency), so :meth:`sample` needs ``images``
+      and passes them to :meth:`draw` as the keyword ``images``.
   """
   num_classes: int | None = None
   mode: str = "batch"
@@ -99,6 +102,7 @@ class Mixer:
   prob: float = 1.0
 
   spatial: ClassVar[bool] = False
+  uses_images: ClassVar[bool] = False
 
   def __post_init__(self):
     _validation.check_mode(self.mode)
@@ -117,22 +121,45 @@ class Mixer:
 
   def draw(self, key: chex.PRNGKey, batch_size: int, image_shape: tuple[int, ...]
            ) -> MixParams:
-    """Draws the method's mix for every example (``prob`` is applied by :meth:`sample`)."""
+    """Draws the method's mix for every example (``prob`` is applied by :meth:`sample`).
+
+    A mixer with ``uses_images = True`` also gets ``images=`` (``[B, ...]``).
+    """
     raise NotImplementedError(f"{type(self).__name__} does not implement draw().")
 
+  def _draw(self, key, batch_size, image_shape, images):
+    if not self.uses_images:
+      return self.draw(key, batch_size, image_shape)
+    if images is None:
+      raise ValueError(
+          f"{type(self).__name__} draws its mix from the pixels: pass images= to sample().")
+    if tuple(images.shape) != (batch_size, *image_shape):
+      raise ValueError(
+          f"images must be [B, *image_shape] = {(batch_size, *image_shape)}, got "
+          f"{tuple(images.shape)}.")
+    return self.draw(key, batch_size, image_shape, images=images)
+
   def sample(self, key: chex.PRNGKey, batch_size: int,
-             image_shape: Sequence[int] = ()) -> MixParams:
+             image_shape: Sequence[int] = (), *,
+             images: chex.Array | None = None) -> MixParams:
     """Draws a mix: :meth:`draw`, kept with probability ``prob``.
 
     With ``prob < 1`` the key is split into ``(key_apply, key_draw)``; an
     example (``"elem"``) or the batch (``"batch"``) is mixed where
     ``U(key_apply) < prob``, and is the identity mix elsewhere.
+
+    Args:
+      key: a PRNG key.
+      batch_size: ``B``.
+      image_shape: ``images.shape[1:]`` (``(H, W)`` is enough for most mixers).
+      images: the batch, for mixers that draw from the pixels (``uses_images``);
+        ignored by the others.
     """
     image_shape = tuple(int(d) for d in image_shape)
     if self.prob == 1.0:
-      return self.draw(key, batch_size, image_shape)
+      return self._draw(key, batch_size, image_shape, images)
     key_apply, key_draw = jax.random.split(key)
-    params = self.draw(key_draw, batch_size, image_shape)
+    params = self._draw(key_draw, batch_size, image_shape, images)
     num = 1 if self.mode == "batch" else batch_size
     apply = jax.random.uniform(key_apply, (num,)) < self.prob
     return gate_params(params, jnp.broadcast_to(apply, (batch_size,)))
@@ -152,7 +179,7 @@ def _mix(mixer: Mixer, key, images, labels, layout):
   batch = _validation.check_batch(images)
   if mixer.spatial:
     _validation.check_spatial(images, layout)
-  params = mixer.sample(key, batch, images.shape[1:])
+  params = mixer.sample(key, batch, images.shape[1:], images=images)
   return apply_mix(params, images, labels, mixer.num_classes, mixer.label_smoothing,
                    layout=layout)
 

@@ -148,10 +148,10 @@ class Mixup(Mixer):
     return sample_mixup(key, batch_size, alpha=self.alpha, mode=self.mode,
                         pairing=self.pairing, n=self.n)
 
-  def sample(self, key, batch_size, image_shape=()):
+  def sample(self, key, batch_size, image_shape=(), *, images=None):
     if self.prob < 1.0 and self.n == 2:
       from mixjax.policy import MixConfig, sample_mix  # policy builds on this module.
       return sample_mix(key, batch_size, None, MixConfig(
           mixup_alpha=self.alpha, cutmix_alpha=0.0, prob=self.prob, mode=self.mode,
           pairing=self.pairing))
-    return super().sample(key, batch_size, image_shape)
+    return super().sample(key, batch_size, image_shape, images=images)

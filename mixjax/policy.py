@@ -223,7 +223,7 @@ class Policy(Mixer):
         mode=self.mode, label_smoothing=self.label_smoothing, num_classes=self.num_classes,
         pairing=self.pairing, box_rule=self.box_rule)
 
-  def sample(self, key, batch_size, image_shape=()):
+  def sample(self, key, batch_size, image_shape=(), *, images=None):
     config = self.config()
     image_size = spatial_size(image_shape) if config.cutmix_enabled else None
     return sample_mix(key, batch_size, image_size, config)

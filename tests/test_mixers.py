@@ -298,3 +298,40 @@ def test_a_new_method_is_a_class_and_one_registry_line():
   finally:
     from mixjax import registry
     registry._MIXERS.pop("left_half_test")
+
+
+def test_a_mixer_may_draw_from_the_pixels():
+  """uses_images: sample() passes the batch to draw() (SaliencyMix's boxes need it)."""
+
+  @dataclasses.dataclass(frozen=True, kw_only=True)
+  class BrightestPartner(mx.Mixer):
+    """Pastes from the brightest image of the batch wherever a pixel is darker."""
+    spatial = True
+    uses_images = True
+
+    def draw(self, key, batch_size, image_shape, images=None):
+      del key
+      gray = images.reshape(images.shape[:3] + (-1,)).mean(axis=3)
+      brightest = jnp.argmax(gray.mean(axis=(1, 2))).astype(jnp.int32)
+      perm = jnp.full((batch_size,), brightest)
+      return mx.mask_params(perm, gray < gray[brightest][None])
+
+  x = _images()
+  mixer = BrightestPartner(num_classes=B)
+  with pytest.raises(ValueError, match="pass images="):
+    mixer.sample(jax.random.key(0), B, x.shape[1:])
+  out, y = mixer(jax.random.key(0), x, LABELS)
+  params = mixer.sample(jax.random.key(0), B, x.shape[1:], images=x)
+  chex.assert_trees_all_equal((out, y), jax.jit(lambda: mx.apply_mix(params, x, LABELS, B))())
+  choice = mx.Choice(mixers=(mixer, mx.CutMix()), mode="elem", num_classes=B)
+  assert choice.uses_images
+  choice(jax.random.key(1), x, LABELS)
+  from mixjax import training
+  mx.register_mixer("brightest_test", BrightestPartner)
+  try:
+    method = training.Method.from_preset("brightest_test")
+    plan = training.draw_plan(jax.random.key(0), B, (H, W), method, (0,), images=x)
+    chex.assert_trees_all_equal(plan.params, params)
+  finally:
+    from mixjax import registry
+    registry._MIXERS.pop("brightest_test")

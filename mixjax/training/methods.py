@@ -169,8 +169,12 @@ def draw_plan(
     image_size: tuple[int, int],
     method: Method,
     model_layers: tuple[int, ...],
+    images: chex.Array | None = None,
 ) -> MixPlan | None:
   """Draws the mixing plan of one step (``None`` for ERM).
+
+  ``images`` (the step's batch) is passed to mixers that draw from the pixels
+  (``Mixer.uses_images``, e.g. SaliencyMix); the others ignore it.
 
   Manifold Mixup draws with :func:`~mixjax.sample_plan`; every other method is
   its registry mixer's :meth:`~mixjax.Mixer.sample`, applied at the input. So
@@ -184,4 +188,9 @@ def draw_plan(
     layers = method.layers if method.layers is not None else model_layers
     return sample_plan(key, batch_size, layers, alpha=method.alpha, mode=method.mode,
                        n=dict(method.hparams).get("n", 2))
-  return MixPlan.at_input(method.mixer().sample(key, batch_size, tuple(image_size)))
+  mixer = method.mixer()
+  if mixer.uses_images and images is not None:
+    image_shape = tuple(images.shape[1:])
+  else:
+    image_shape = tuple(image_size)
+  return MixPlan.at_input(mixer.sample(key, batch_size, image_shape, images=images))
