@@ -275,9 +275,11 @@ def mix_images(
   # Everything is kept as bit patterns for 16-bit floats (see _bits).
   bits = _bits(view)
   partners = _take_rows(bits, params.perm, view.dtype)
-  out = _cast_bits(bits, view.dtype, out_dtype)  # The same bits unless a soft mask blends.
+  out = bits
   own = None
-  if params.lam is not None:
+  if params.lam is None:  # No-op unless a soft mask makes integers float32.
+    out = _cast_bits(bits, view.dtype, out_dtype)
+  else:
     wide = lambda b: _widen(b, view.dtype)
     compute = jnp.promote_types(out_dtype, jnp.float32)
     expand = lambda v: v.astype(compute).reshape((batch,) + (1,) * (view.ndim - 1))
@@ -291,10 +293,10 @@ def mix_images(
       for j in range(params.more_perms.shape[1]):
         blend = blend + expand(more[:, j]) * wide(
             _take_rows(bits, params.more_perms[:, j], view.dtype))
+    blend = _narrow(blend, out_dtype)
     # λ·x + (1 − λ)·x can be off by an ulp: an example mixed with itself is exact.
     own = _self_paired(params, view.ndim)
-    out = jnp.where(own, _cast_bits(bits, view.dtype, out_dtype),
-                    _narrow(blend, out_dtype))
+    out = jnp.where(own, _cast_bits(bits, view.dtype, out_dtype), blend)
   if params.boxes is not None:
     rows = jnp.arange(height, dtype=jnp.int32)[None, :, None]
     cols = jnp.arange(view.shape[2], dtype=jnp.int32)[None, None, :]
@@ -341,10 +343,11 @@ def mix_labels(
   """
   rows = soft_labels(labels, num_classes, label_smoothing,
                      batch_size=params.batch_size)
-  weight = params.label_weight.astype(jnp.float32)
   if params.more_perms is None:
-    mixed = weight[:, None] * rows + (1 - weight[:, None]) * jnp.take(rows, params.perm, axis=0)
+    weight = params.label_weight.astype(jnp.float32)[:, None]
+    mixed = weight * rows + (1 - weight) * jnp.take(rows, params.perm, axis=0)
   else:
+    weight = params.label_weight.astype(jnp.float32)
     more = params.more_weights.astype(jnp.float32)
     mixed = (weight[:, None] * rows +
              _partner_weight(weight, more)[:, None] * jnp.take(rows, params.perm, axis=0))

@@ -10,7 +10,10 @@ the clipped box, replaces the box's pixels:
   ``ỹ_i = w_i·y_i + (1 − w_i)·y_p``, ``w_i = 1 − |R_i|/(H·W)``, exact.
 
 The reference is OpenMixup's ``resizemix`` (``openmixup/models/augments/
-resizemix.py`` at commit 37e1372): ``τ`` at lines 89–93, the box
+resizemix.py`` at commit 37e1372): ``τ`` at lines 86–93 (``U(scope)``, "original
+settings in ResizeMix"; with ``use_alpha``, ``Beta(α, α)`` redrawn uniformly
+when outside ``scope``, which its CIFAR configs use: ``configs/classification/
+cifar10/mixups/basic/r18_mixups_CE_none.py`` lines 10 and 22), the box
 ``rand_bbox_tao`` at lines 45–59, the nearest resize at line 102 and the exact
 label weight at line 108.
 """
@@ -29,7 +32,7 @@ from mixjax import _validation
 from mixjax.boxes import box_area
 from mixjax.mixer import Mixer, spatial_size
 from mixjax.params import MixParams, apply_mix
-from mixjax.sampling import sample_partners
+from mixjax.sampling import sample_partners, symmetric_beta
 
 PAPER_SCOPE = (0.1, 0.8)
 
@@ -50,15 +53,18 @@ def sample_resizemix_boxes(
     *,
     scope: Sequence[float] = PAPER_SCOPE,
     mode: str = "batch",
+    alpha: float | None = None,
 ) -> tuple[chex.Array, chex.Array]:
   """Draws ResizeMix boxes and their exact kept fractions.
 
-  ``τ ~ U(min, max)`` (float32), ``cut_h = ⌊H·τ⌋``, ``cut_w = ⌊W·τ⌋``, centre
-  ``c_y ~ U{0, …, H − 1}``, ``c_x ~ U{0, …, W − 1}``, rows
-  ``[c_y − ⌊cut_h/2⌋, c_y + ⌊cut_h/2⌋)`` and columns alike, clipped to the image
-  (OpenMixup ``rand_bbox_tao``, ``resizemix.py`` lines 45–59). The reference
-  takes both sides from one NCHW ``size`` whose axes it names the other way
-  round (its ``W`` is the row count), which only matters for non-square images;
+  ``τ ~ U(min, max)`` (float32; with ``alpha``, OpenMixup's ``use_alpha`` rule:
+  ``τ ~ Beta(α, α)``, replaced by a ``U(min, max)`` draw when outside),
+  ``cut_h = ⌊H·τ⌋``, ``cut_w = ⌊W·τ⌋``, centre ``c_y ~ U{0, …, H − 1}``,
+  ``c_x ~ U{0, …, W − 1}``, rows ``[c_y − ⌊cut_h/2⌋, c_y + ⌊cut_h/2⌋)`` and
+  columns alike, clipped to the image (OpenMixup ``rand_bbox_tao``,
+  ``resizemix.py`` lines 45–59). The reference takes both sides from one NCHW
+  ``size`` whose axes it names the other way round (its ``W`` is the row
+  count), which only matters for non-square images;
   here rows come from ``H`` and columns from ``W``.
 
   Args:
@@ -67,6 +73,8 @@ def sample_resizemix_boxes(
     image_size: ``(H, W)``.
     scope: ``(min, max)`` of ``τ``; the paper's ``(0.1, 0.8)`` by default.
     mode: ``"batch"`` (one box, as the reference) or ``"elem"`` (one per example).
+    alpha: ``None`` (the paper's uniform ``τ``) or ``α > 0`` (OpenMixup's
+      ``use_alpha=True``).
 
   Returns:
     ``(boxes, w)``: int32 ``[B, 4]`` boxes and float32 ``[B]`` label weights
@@ -78,6 +86,10 @@ def sample_resizemix_boxes(
   num = 1 if mode == "batch" else batch_size
   key_tau, key_y, key_x = jax.random.split(key, 3)
   tau = jax.random.uniform(key_tau, (num,), jnp.float32, lo, hi)
+  if alpha is not None:
+    key_beta = jax.random.fold_in(key_tau, 1)
+    beta = symmetric_beta(key_beta, alpha, (num,))
+    tau = jnp.where((beta < lo) | (beta > hi), tau, beta)
   cut_h = jnp.floor(height * tau).astype(jnp.int32)
   cut_w = jnp.floor(width * tau).astype(jnp.int32)
   centre_y = jax.random.randint(key_y, (num,), 0, height, dtype=jnp.int32)
@@ -101,6 +113,7 @@ def sample_resizemix(
     scope: Sequence[float] = PAPER_SCOPE,
     mode: str = "batch",
     pairing: str = "permute",
+    alpha: float | None = None,
 ) -> MixParams:
   """Draws a ResizeMix: boxes (:func:`sample_resizemix_boxes`), weights and partners.
 
@@ -112,7 +125,7 @@ def sample_resizemix(
   key_box, key_perm = jax.random.split(key)
   height, width = image_size
   boxes, weight = sample_resizemix_boxes(key_box, batch_size, image_size, scope=scope,
-                                         mode=mode)
+                                         mode=mode, alpha=alpha)
   whole = jnp.broadcast_to(jnp.asarray([0, 0, height, width], jnp.int32), (batch_size, 4))
   return MixParams(perm=sample_partners(key_perm, batch_size, pairing),
                    label_weight=weight, boxes=boxes, source_boxes=whole)
@@ -120,7 +133,8 @@ def sample_resizemix(
 
 @functools.partial(
     jax.jit,
-    static_argnames=("scope", "num_classes", "mode", "pairing", "label_smoothing", "layout"))
+    static_argnames=("scope", "num_classes", "mode", "pairing", "label_smoothing", "layout",
+                     "alpha"))
 def resizemix(
     key: chex.PRNGKey,
     images: chex.Array,
@@ -132,6 +146,7 @@ def resizemix(
     pairing: str = "permute",
     label_smoothing: float = 0.0,
     layout: str | None = None,
+    alpha: float | None = None,
 ) -> tuple[chex.Array, chex.Array]:
   """Mixes a batch with ResizeMix.
 
@@ -153,6 +168,8 @@ def resizemix(
     pairing: ``"permute"`` (default), ``"flip"`` or ``"roll"``.
     label_smoothing: ``ε`` applied to the labels before mixing.
     layout: as in :func:`~mixjax.cutmix`.
+    alpha: ``None`` (the paper's ``τ ~ U(scope)``) or ``α`` for OpenMixup's
+      ``use_alpha`` rule (see :func:`sample_resizemix_boxes`).
 
   Returns:
     ``(x̃, ỹ)``: mixed images (input dtype) and float32 soft labels ``[B, K]``.
@@ -165,7 +182,7 @@ def resizemix(
   batch = _validation.check_batch(images)
   height, width = _validation.check_spatial(images, layout)
   params = sample_resizemix(key, batch, (height, width), scope=scope, mode=mode,
-                            pairing=pairing)
+                            pairing=pairing, alpha=alpha)
   return apply_mix(params, images, labels, num_classes, label_smoothing, layout=layout)
 
 
@@ -175,14 +192,18 @@ class ResizeMix(Mixer):
 
   Attributes:
     scope: ``(min, max)`` of the box side ratio ``τ``; the paper's ``(0.1, 0.8)``.
+    alpha: ``None`` (the paper's uniform ``τ``) or ``α`` (OpenMixup's ``use_alpha``).
   """
   scope: tuple[float, float] = PAPER_SCOPE
+  alpha: float | None = None
 
   spatial = True
 
   def validate(self):
     object.__setattr__(self, "scope", _check_scope(self.scope))
+    if self.alpha is not None:
+      _validation.check_alpha(self.alpha)
 
   def draw(self, key, batch_size, image_shape):
     return sample_resizemix(key, batch_size, spatial_size(image_shape), scope=self.scope,
-                            mode=self.mode, pairing=self.pairing)
+                            mode=self.mode, pairing=self.pairing, alpha=self.alpha)

@@ -86,11 +86,16 @@ def test_box_holds_exactly_the_resized_partner(mode, dtype, shape):
     assert len({tuple(b) for b in boxes}) > 1, "one box per example"
 
 
-def _reference_weights(rng, count, h, w, scope=(0.1, 0.8)):
-  """OpenMixup's resizemix.py@37e1372 draw (lines 45-59, 93, 108) in numpy."""
+def _reference_weights(rng, count, h, w, scope=(0.1, 0.8), alpha=None):
+  """OpenMixup's resizemix.py@37e1372 draw (lines 45-59, 86-93, 108) in numpy."""
   out = np.empty(count)
   for i in range(count):
-    tao = rng.uniform(scope[0], scope[1])
+    if alpha is None:
+      tao = rng.uniform(scope[0], scope[1])
+    else:  # use_alpha=True.
+      tao = rng.beta(alpha, alpha)
+      if tao < scope[0] or tao > scope[1]:
+        tao = rng.uniform(scope[0], scope[1])
     cut_w, cut_h = int(w * tao), int(h * tao)
     cx, cy = rng.integers(w), rng.integers(h)
     bbx1, bby1 = np.clip(cx - cut_w // 2, 0, w), np.clip(cy - cut_h // 2, 0, h)
@@ -114,6 +119,21 @@ def test_box_sizes_follow_the_reference_sampler():
   boxes, _ = mx.sample_resizemix_boxes(jax.random.key(1), 5000, (size, size), mode="elem")
   sides = np.asarray(boxes[:, 2] - boxes[:, 0])
   assert sides.max() <= 0.8 * size and sides.max() >= 0.75 * size
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_use_alpha_rule_follows_the_reference_sampler(alpha):
+  """OpenMixup's use_alpha=True: Beta(α, α), redrawn uniformly outside the scope; the
+  same two-sample KS test at the 1% level, and for α = 2 the uniform rule rejected."""
+  size = 1000
+  _, ours = mx.sample_resizemix_boxes(jax.random.key(2), 20_000, (size, size), mode="elem",
+                                      alpha=alpha)
+  ours = np.asarray(ours, np.float64)
+  rng = np.random.default_rng(1)
+  assert stats.kstest(ours, _reference_weights(rng, 20_000, size, size, alpha=alpha)
+                      ).pvalue > 0.01
+  if alpha == 2.0:  # Power (at α = ½ the rule is too close to the uniform one to tell).
+    assert stats.kstest(ours, _reference_weights(rng, 20_000, size, size)).pvalue < 1e-6
 
 
 def test_tiny_boxes_paste_nothing_and_one_program_for_every_box():
