@@ -335,3 +335,33 @@ def test_a_mixer_may_draw_from_the_pixels():
   finally:
     from mixjax import registry
     registry._MIXERS.pop("brightest_test")
+
+
+def test_timm_policy_is_the_two_mixer_choice_in_distribution():
+  """Choice((Mixup(α_m), CutMix(α_c)), probs=(1 − s, s), prob=p) and MixConfig draw the same
+  law: per-example outcome counts (Mixup / CutMix / none) by a chi-squared contingency
+  test, and the label weights of each outcome by two-sample KS tests, all at the 1% level.
+  A 256×256 image makes empty boxes (λ > 1 − 1/256²) negligible for telling outcomes apart."""
+  from scipy import stats
+  n, size = 20_000, (256, 256)
+  config = mx.MixConfig(mixup_alpha=0.8, cutmix_alpha=1.0, prob=0.7, switch_prob=0.4,
+                        mode="elem")
+  choice = mx.Choice(mixers=(mx.Mixup(alpha=0.8, mode="elem"), mx.CutMix(mode="elem")),
+                     probs=(0.6, 0.4), prob=0.7, mode="elem")
+  drawn = {"policy": mx.sample_mix(jax.random.key(0), n, size, config),
+           "choice": choice.sample(jax.random.key(1), n, size)}
+
+  def outcomes(p):
+    cut = np.asarray(mx.box_area(p.boxes)) > 0
+    blend = np.asarray(p.lam) < 1
+    return np.where(cut, 1, np.where(blend, 0, 2)), np.asarray(p.label_weight)
+
+  (a, wa), (b, wb) = outcomes(drawn["policy"]), outcomes(drawn["choice"])
+  table = np.stack([np.bincount(a, minlength=3), np.bincount(b, minlength=3)])
+  assert stats.chi2_contingency(table).pvalue > 0.01
+  expected = np.array([0.7 * 0.6, 0.7 * 0.4, 0.3])
+  sigma = np.sqrt(expected * (1 - expected) / n)  # Binomial; 4σ: a 6e-5 false alarm each.
+  assert (np.abs(table / n - expected) < 4 * sigma).all()
+  for outcome in (0, 1):
+    assert stats.kstest(wa[a == outcome], wb[b == outcome]).pvalue > 0.01
+  np.testing.assert_array_equal(wb[b == 2], 1.0)
