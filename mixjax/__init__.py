@@ -10,7 +10,7 @@ from mixjax.cutmix import CutMix, cutmix, sample_cutmix, sample_cutmix_boxes
 from mixjax.labels import soft_labels, soft_target_cross_entropy
 from mixjax.losses import softmax_bce
 from mixjax.manifold import MixPlan, sample_plan
-from mixjax.mixer import Identity, Mixer, mask_params, spatial_size
+from mixjax.mixer import Identity, Mixer, box_params, mask_params, spatial_size
 from mixjax.mixup import Mixup, mixup, sample_mixup
 from mixjax.params import (
     MixParams,
@@ -50,6 +50,7 @@ __all__ = [
     "apply_mix",
     "box_area",
     "box_mask",
+    "box_params",
     "common_structure",
     "cutmix",
     "gate_params",

@@ -24,6 +24,10 @@ plus one line in :mod:`mixjax.registry`. For example a mask method::
       masks, _ = sample_fmix_masks(key_mask, batch_size, height, width,
                                    alpha=self.alpha, mode=self.mode)
       return mask_params(sample_partners(key_perm, batch_size, self.pairing), masks)
+
+:func:`mask_params` (a mask) and :func:`box_params` (a box pasted in place) build
+the :class:`~mixjax.MixParams` with exact label weights; a mixer that needs the
+pixels to draw (SaliencyMix) sets ``uses_images = True`` and gets ``images=``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from mixjax import _validation
+from mixjax.boxes import box_area
 from mixjax.params import MixParams, apply_mix, gate_params, identity_params
 
 
@@ -73,6 +78,26 @@ def mask_params(perm: chex.Array, mask: chex.Array) -> MixParams:
     taken = jnp.sum(mask.astype(jnp.float32), axis=(1, 2))
   weight = 1.0 - taken / (height * width)
   return MixParams(perm=perm.astype(jnp.int32), label_weight=weight, mask=mask)
+
+
+def box_params(perm: chex.Array, boxes: chex.Array, image_size: tuple[int, int]) -> MixParams:
+  """The mix that pastes each partner's ``boxes`` rectangle in place (CutMix, SaliencyMix).
+
+  Args:
+    perm: int32 ``[B]`` partners.
+    boxes: int32 ``[B, 4]`` ``(top, left, bottom, right)``, inside ``image_size``.
+    image_size: ``(H, W)``.
+
+  Returns:
+    :class:`~mixjax.MixParams` with ``label_weight = 1 − area/(H·W)``, as
+    :func:`~mixjax.sample_cutmix_boxes` computes it.
+  """
+  if boxes.shape != (perm.shape[0], 4):
+    raise ValueError(f"boxes must be [B, 4] with B = {perm.shape[0]}, got {tuple(boxes.shape)}.")
+  height, width = image_size
+  weight = 1.0 - box_area(boxes).astype(jnp.float32) / (height * width)
+  return MixParams(perm=perm.astype(jnp.int32), label_weight=weight,
+                   boxes=boxes.astype(jnp.int32))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

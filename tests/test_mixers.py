@@ -365,3 +365,10 @@ def test_timm_policy_is_the_two_mixer_choice_in_distribution():
   for outcome in (0, 1):
     assert stats.kstest(wa[a == outcome], wb[b == outcome]).pvalue > 0.01
   np.testing.assert_array_equal(wb[b == 2], 1.0)
+
+
+def test_box_params_weigh_labels_as_cutmix_does():
+  params = mx.sample_cutmix(jax.random.key(9), B, (H, W), mode="elem")
+  chex.assert_trees_all_equal(mx.box_params(params.perm, params.boxes, (H, W)), params)
+  with pytest.raises(ValueError, match=r"boxes must be \[B, 4\]"):
+    mx.box_params(params.perm, params.boxes[:, :2], (H, W))
