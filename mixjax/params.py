@@ -321,9 +321,10 @@ def mix_images(
       weight = mask.astype(compute)
       wide_out = lambda b: _widen(b, out_dtype)
       soft = _narrow(weight * wide_out(partner_out) + (1 - weight) * wide_out(out), out_dtype)
-      # m·x + (1 − m)·x can be off by an ulp: an example mixed with itself is exact.
+      # m·x + (1 − m)·x can be off by an ulp: an example mixed with itself keeps what
+      # it is so far (itself, or its ResizeMix box when selected with a zero mask).
       own = _self_paired(params, view.ndim) if own is None else own
-      out = jnp.where(own, _cast_bits(bits, view.dtype, out_dtype), soft)
+      out = jnp.where(own, out, soft)
   return _unbits(out, out_dtype).reshape(shape)
 
 

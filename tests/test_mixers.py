@@ -372,3 +372,16 @@ def test_box_params_weigh_labels_as_cutmix_does():
   chex.assert_trees_all_equal(mx.box_params(params.perm, params.boxes, (H, W)), params)
   with pytest.raises(ValueError, match=r"boxes must be \[B, 4\]"):
     mx.box_params(params.perm, params.boxes[:, :2], (H, W))
+
+
+def test_a_self_paired_resizemix_keeps_its_box_next_to_a_soft_mask_mix():
+  """ResizeMix changes an example paired with itself (a shrunk copy); selected together with
+  a soft-mask mix (zero mask), it still does, bit for bit."""
+  x = _images()
+  resize = mx.sample_resizemix(jax.random.key(0), B, (H, W), scope=(0.5, 0.8))
+  resize = resize.replace(perm=jnp.arange(B, dtype=jnp.int32))
+  soft = mx.mask_params(jnp.arange(B, dtype=jnp.int32)[::-1], _random_mask(1, soft=True))
+  union_resize, _ = mx.common_structure(resize, soft)
+  want = np.asarray(mx.mix_images(resize, x))
+  assert not np.array_equal(want, np.asarray(x))
+  np.testing.assert_array_equal(np.asarray(mx.mix_images(union_resize, x)), want)
