@@ -53,11 +53,11 @@ def sample_resizemix_boxes(
     *,
     scope: Sequence[float] = PAPER_SCOPE,
     mode: str = "batch",
-    alpha: float | None = None,
+    tau_alpha: float | None = None,
 ) -> tuple[chex.Array, chex.Array]:
   """Draws ResizeMix boxes and their exact kept fractions.
 
-  ``τ ~ U(min, max)`` (float32; with ``alpha``, OpenMixup's ``use_alpha`` rule:
+  ``τ ~ U(min, max)`` (float32; with ``tau_alpha``, OpenMixup's ``use_alpha`` rule:
   ``τ ~ Beta(α, α)``, replaced by a ``U(min, max)`` draw when outside),
   ``cut_h = ⌊H·τ⌋``, ``cut_w = ⌊W·τ⌋``, centre ``c_y ~ U{0, …, H − 1}``,
   ``c_x ~ U{0, …, W − 1}``, rows ``[c_y − ⌊cut_h/2⌋, c_y + ⌊cut_h/2⌋)`` and
@@ -73,8 +73,9 @@ def sample_resizemix_boxes(
     image_size: ``(H, W)``.
     scope: ``(min, max)`` of ``τ``; the paper's ``(0.1, 0.8)`` by default.
     mode: ``"batch"`` (one box, as the reference) or ``"elem"`` (one per example).
-    alpha: ``None`` (the paper's uniform ``τ``) or ``α > 0`` (OpenMixup's
-      ``use_alpha=True``).
+    tau_alpha: ``None`` (the paper's uniform ``τ``) or ``α > 0``: OpenMixup's
+      ``alpha`` with ``use_alpha=True`` (named apart from Mixup's ``alpha``, so a
+      config's ``alpha`` does not change ResizeMix).
 
   Returns:
     ``(boxes, w)``: int32 ``[B, 4]`` boxes and float32 ``[B]`` label weights
@@ -86,9 +87,9 @@ def sample_resizemix_boxes(
   num = 1 if mode == "batch" else batch_size
   key_tau, key_y, key_x = jax.random.split(key, 3)
   tau = jax.random.uniform(key_tau, (num,), jnp.float32, lo, hi)
-  if alpha is not None:
+  if tau_alpha is not None:
     key_beta = jax.random.fold_in(key_tau, 1)
-    beta = symmetric_beta(key_beta, alpha, (num,))
+    beta = symmetric_beta(key_beta, tau_alpha, (num,))
     tau = jnp.where((beta < lo) | (beta > hi), tau, beta)
   cut_h = jnp.floor(height * tau).astype(jnp.int32)
   cut_w = jnp.floor(width * tau).astype(jnp.int32)
@@ -113,7 +114,7 @@ def sample_resizemix(
     scope: Sequence[float] = PAPER_SCOPE,
     mode: str = "batch",
     pairing: str = "permute",
-    alpha: float | None = None,
+    tau_alpha: float | None = None,
 ) -> MixParams:
   """Draws a ResizeMix: boxes (:func:`sample_resizemix_boxes`), weights and partners.
 
@@ -125,7 +126,7 @@ def sample_resizemix(
   key_box, key_perm = jax.random.split(key)
   height, width = image_size
   boxes, weight = sample_resizemix_boxes(key_box, batch_size, image_size, scope=scope,
-                                         mode=mode, alpha=alpha)
+                                         mode=mode, tau_alpha=tau_alpha)
   whole = jnp.broadcast_to(jnp.asarray([0, 0, height, width], jnp.int32), (batch_size, 4))
   return MixParams(perm=sample_partners(key_perm, batch_size, pairing),
                    label_weight=weight, boxes=boxes, source_boxes=whole)
@@ -134,7 +135,7 @@ def sample_resizemix(
 @functools.partial(
     jax.jit,
     static_argnames=("scope", "num_classes", "mode", "pairing", "label_smoothing", "layout",
-                     "alpha"))
+                     "tau_alpha"))
 def resizemix(
     key: chex.PRNGKey,
     images: chex.Array,
@@ -146,7 +147,7 @@ def resizemix(
     pairing: str = "permute",
     label_smoothing: float = 0.0,
     layout: str | None = None,
-    alpha: float | None = None,
+    tau_alpha: float | None = None,
 ) -> tuple[chex.Array, chex.Array]:
   """Mixes a batch with ResizeMix.
 
@@ -168,7 +169,7 @@ def resizemix(
     pairing: ``"permute"`` (default), ``"flip"`` or ``"roll"``.
     label_smoothing: ``ε`` applied to the labels before mixing.
     layout: as in :func:`~mixjax.cutmix`.
-    alpha: ``None`` (the paper's ``τ ~ U(scope)``) or ``α`` for OpenMixup's
+    tau_alpha: ``None`` (the paper's ``τ ~ U(scope)``) or ``α`` for OpenMixup's
       ``use_alpha`` rule (see :func:`sample_resizemix_boxes`).
 
   Returns:
@@ -182,7 +183,7 @@ def resizemix(
   batch = _validation.check_batch(images)
   height, width = _validation.check_spatial(images, layout)
   params = sample_resizemix(key, batch, (height, width), scope=scope, mode=mode,
-                            pairing=pairing, alpha=alpha)
+                            pairing=pairing, tau_alpha=tau_alpha)
   return apply_mix(params, images, labels, num_classes, label_smoothing, layout=layout)
 
 
@@ -192,18 +193,18 @@ class ResizeMix(Mixer):
 
   Attributes:
     scope: ``(min, max)`` of the box side ratio ``τ``; the paper's ``(0.1, 0.8)``.
-    alpha: ``None`` (the paper's uniform ``τ``) or ``α`` (OpenMixup's ``use_alpha``).
+    tau_alpha: ``None`` (the paper's uniform ``τ``) or ``α`` (OpenMixup's ``use_alpha``).
   """
   scope: tuple[float, float] = PAPER_SCOPE
-  alpha: float | None = None
+  tau_alpha: float | None = None
 
   spatial = True
 
   def validate(self):
     object.__setattr__(self, "scope", _check_scope(self.scope))
-    if self.alpha is not None:
-      _validation.check_alpha(self.alpha)
+    if self.tau_alpha is not None:
+      _validation.check_alpha(self.tau_alpha, "tau_alpha")
 
   def draw(self, key, batch_size, image_shape):
     return sample_resizemix(key, batch_size, spatial_size(image_shape), scope=self.scope,
-                            mode=self.mode, pairing=self.pairing, alpha=self.alpha)
+                            mode=self.mode, pairing=self.pairing, tau_alpha=self.tau_alpha)

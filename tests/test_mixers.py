@@ -273,7 +273,7 @@ def test_registry_builds_every_builtin_by_name():
   with pytest.raises(ValueError, match=r"unknown mixer 'mixdown'; known mixers: \["):
     mx.get_mixer("mixdown")
   with pytest.raises(ValueError, match=r"mixer 'resizemix' does not take \['alpha'\]"):
-    mx.get_mixer("resizemix", alpha=1.0)
+    mx.get_mixer("resizemix", alpha=1.0)  # Its Beta option is tau_alpha.
 
 
 def test_a_new_method_is_a_class_and_one_registry_line():

@@ -127,7 +127,7 @@ def test_use_alpha_rule_follows_the_reference_sampler(alpha):
   same two-sample KS test at the 1% level, and for α = 2 the uniform rule rejected."""
   size = 1000
   _, ours = mx.sample_resizemix_boxes(jax.random.key(2), 20_000, (size, size), mode="elem",
-                                      alpha=alpha)
+                                      tau_alpha=alpha)
   ours = np.asarray(ours, np.float64)
   rng = np.random.default_rng(1)
   assert stats.kstest(ours, _reference_weights(rng, 20_000, size, size, alpha=alpha)
