@@ -30,9 +30,11 @@ def get_config() -> ml_collections.ConfigDict:
   # "per_device" (each device's shard alone).
   c.batch_norm = "sync"
   c.dtype = "float32"    # "bfloat16" computes in bf16 (params stay float32).
-  # Methods, each trained in turn in workdir/<method>: erm, mixup, cutmix,
-  # manifold_mixup, policy. Their hyper-parameters come from
-  # mixjax.training.PRESETS; the fields below override them when set.
+  # Methods, each trained in turn in workdir/<method>: erm, manifold_mixup, or any
+  # mixer registered in mixjax.registry (mixup, cutmix, policy, resizemix, ...:
+  # mixjax.list_mixers()). Their hyper-parameters come from
+  # mixjax.training.PRESETS (else the mixer's own defaults); the fields below and
+  # those of c.mix_kwargs override them when set.
   c.methods = ("erm",)
   c.alpha = ml_collections.config_dict.placeholder(float)
   c.prob = ml_collections.config_dict.placeholder(float)
@@ -40,6 +42,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.cutmix_alpha = ml_collections.config_dict.placeholder(float)
   c.switch_prob = ml_collections.config_dict.placeholder(float)
   c.mix_layers = ml_collections.config_dict.placeholder(tuple)
+  # Further mixer hyper-parameters (keyword arguments of mixjax.get_mixer), passed
+  # to each method that takes them; None keeps the default. n: examples per mix
+  # (n-way Mixup / Manifold Mixup); scope: ResizeMix's (min, max) box side ratio.
+  c.mix_kwargs = ml_collections.ConfigDict({
+      "n": ml_collections.config_dict.placeholder(int),
+      "scope": ml_collections.config_dict.placeholder(tuple),
+  })
   c.label_smoothing = 0.0
   # The loss (mixjax.losses.LOSSES): "ce", soft-target cross-entropy (the Mixup and
   # CutMix code), or "softmax_bce", BCE of the softmax (the Manifold Mixup code).

@@ -5,49 +5,83 @@ applying (:func:`apply_mix`), so any mix can be replayed and inspected.
 """
 
 from mixjax.boxes import box_area, box_mask, sample_boxes, sample_boxes_minmax
-from mixjax.cutmix import cutmix, sample_cutmix, sample_cutmix_boxes
+from mixjax.compose import Choice
+from mixjax.cutmix import CutMix, cutmix, sample_cutmix, sample_cutmix_boxes
 from mixjax.labels import soft_labels, soft_target_cross_entropy
 from mixjax.losses import softmax_bce
 from mixjax.manifold import MixPlan, sample_plan
-from mixjax.mixup import mixup, sample_mixup
+from mixjax.mixer import Identity, Mixer, box_params, mask_params, spatial_size
+from mixjax.mixup import Mixup, mixup, sample_mixup
 from mixjax.params import (
     MixParams,
     apply_mix,
+    common_structure,
+    gate_params,
     identity_params,
     mix_images,
     mix_labels,
     mixed_dtype,
+    select_params,
 )
-from mixjax.policy import MixConfig, mix, sample_mix
-from mixjax.sampling import sample_lambda, sample_partners, symmetric_beta
+from mixjax.policy import MixConfig, Policy, mix, sample_mix
+from mixjax.registry import get_mixer, list_mixers, register_mixer
+from mixjax.resizemix import ResizeMix, resizemix, sample_resizemix, sample_resizemix_boxes
+from mixjax.sampling import (
+    sample_dirichlet,
+    sample_lambda,
+    sample_partner_sets,
+    sample_partners,
+    symmetric_beta,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Choice",
+    "CutMix",
+    "Identity",
     "MixConfig",
     "MixParams",
     "MixPlan",
+    "Mixer",
+    "Mixup",
+    "Policy",
+    "ResizeMix",
     "apply_mix",
     "box_area",
     "box_mask",
+    "box_params",
+    "common_structure",
     "cutmix",
+    "gate_params",
+    "get_mixer",
     "identity_params",
+    "list_mixers",
+    "mask_params",
     "mix",
     "mix_images",
     "mix_labels",
     "mixed_dtype",
     "mixup",
+    "register_mixer",
+    "resizemix",
     "sample_boxes",
     "sample_boxes_minmax",
     "sample_cutmix",
     "sample_cutmix_boxes",
+    "sample_dirichlet",
     "sample_lambda",
     "sample_mix",
     "sample_mixup",
+    "sample_partner_sets",
     "sample_partners",
     "sample_plan",
+    "sample_resizemix",
+    "sample_resizemix_boxes",
+    "select_params",
     "soft_labels",
     "soft_target_cross_entropy",
     "softmax_bce",
+    "spatial_size",
     "symmetric_beta",
 ]

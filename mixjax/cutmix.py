@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 
 from mixjax import _validation
 from mixjax.boxes import box_area, sample_boxes, sample_boxes_minmax
+from mixjax.mixer import Mixer, spatial_size
 from mixjax.params import MixParams, apply_mix
 from mixjax.sampling import sample_lambda, sample_partners
 
@@ -157,3 +159,42 @@ def cutmix(
                          minmax=minmax, pairing=pairing, box_rule=box_rule)
   return apply_mix(params, images, labels, num_classes, label_smoothing,
                    layout=layout)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CutMix(Mixer):
+  """CutMix as a :class:`~mixjax.Mixer` (registered as ``"cutmix"``).
+
+  :meth:`sample` draws exactly what :func:`sample_cutmix` draws (``prob = 1``) or,
+  for ``prob < 1``, what :func:`~mixjax.sample_mix` draws for
+  ``MixConfig(mixup_alpha=0, cutmix_alpha=alpha, cutmix_minmax=minmax, prob=prob,
+  mode=mode, pairing=pairing, box_rule=box_rule)``.
+
+  Attributes:
+    alpha: ``α > 0`` of ``Beta(α, α)``; 1.0 in the paper (CIFAR and ImageNet).
+    minmax: optional ``(min, max)`` box side ratios (timm's ``cutmix_minmax``).
+    box_rule: ``"reference"`` or ``"full_side"`` (see :func:`~mixjax.sample_boxes`).
+  """
+  alpha: float = 1.0
+  minmax: tuple[float, float] | None = None
+  box_rule: str = "reference"
+
+  spatial = True
+
+  def validate(self):
+    _validation.check_alpha(self.alpha)
+    _validation.check_box_rule(self.box_rule)
+    object.__setattr__(self, "minmax", _validation.check_minmax(self.minmax))
+
+  def draw(self, key, batch_size, image_shape):
+    return sample_cutmix(key, batch_size, spatial_size(image_shape), alpha=self.alpha,
+                         mode=self.mode, minmax=self.minmax, pairing=self.pairing,
+                         box_rule=self.box_rule)
+
+  def sample(self, key, batch_size, image_shape=(), *, images=None):
+    if self.prob < 1.0:
+      from mixjax.policy import MixConfig, sample_mix  # policy builds on this module.
+      return sample_mix(key, batch_size, spatial_size(image_shape), MixConfig(
+          mixup_alpha=0.0, cutmix_alpha=self.alpha, cutmix_minmax=self.minmax,
+          prob=self.prob, mode=self.mode, pairing=self.pairing, box_rule=self.box_rule))
+    return super().sample(key, batch_size, image_shape, images=images)

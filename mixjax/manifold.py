@@ -49,9 +49,10 @@ class MixPlan:
 
     Returns:
       ``hidden``, mixed when ``index == layer``; dtype :func:`mixed_dtype`.
-      Plans with CutMix boxes mix only at layer 0: the boxes are in input pixels.
+      Plans with CutMix boxes or pixel masks mix only at layer 0: they are in
+      input pixels.
     """
-    if self.params.boxes is not None and index != 0:
+    if (self.params.boxes is not None or self.params.mask is not None) and index != 0:
       return hidden
     out_dtype = mixed_dtype(self.params, hidden.dtype)
     return jax.lax.cond(
@@ -78,6 +79,7 @@ def sample_plan(
     alpha: float = 2.0,
     mode: str = "batch",
     pairing: str = "permute",
+    n: int = 2,
 ) -> MixPlan:
   """Draws a Manifold Mixup plan: a layer uniformly from ``layers``, ``λ``, partners.
 
@@ -90,6 +92,9 @@ def sample_plan(
     alpha: ``α > 0`` of ``Beta(α, α)``; the paper uses 2.0.
     mode: ``"batch"`` (one ``λ``, as in the paper) or ``"elem"``.
     pairing: ``"permute"``, ``"flip"`` or ``"roll"``.
+    n: examples per mix; ``n ≥ 3`` mixes the hidden states n-way with
+      ``Dirichlet(α·1_n)`` weights (:func:`~mixjax.sample_mixup`); ``n = 2``
+      draws exactly what it always drew.
 
   Returns:
     a :class:`MixPlan` with a traced int32 layer.
@@ -106,5 +111,5 @@ def sample_plan(
   choice = jax.random.randint(key_layer, (), 0, len(layers))
   layer = jnp.asarray(layers, jnp.int32)[choice]
   params = sample_mixup(key_mix, batch_size, alpha=alpha, mode=mode,
-                        pairing=pairing)
+                        pairing=pairing, n=n)
   return MixPlan(layer=layer, params=params, layers=layers)

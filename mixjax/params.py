@@ -5,14 +5,22 @@ it with :func:`mix_images` / :func:`mix_labels`. Keeping the two apart means a
 mix can be replayed, inspected and tested deterministically, and one kernel
 serves Mixup, CutMix, the combined policy and Manifold Mixup.
 
-For example ``i`` with partner ``p = perm[i]``, per-example pixel weight ``λ_i``,
-box ``M_i`` and label weight ``w_i``:
+For example ``i`` with partner ``p = perm[i]``, further partners
+``q_j = more_perms[i, j]`` with weights ``v_j = more_weights[i, j]``, pixel weight
+``λ_i``, box ``R_i``, per-pixel mask ``M_i`` and label weight ``w_i``:
 
-  ``x̃_i = M_i ⊙ x_p + (1 − M_i) ⊙ (λ_i·x_i + (1 − λ_i)·x_p)``
-  ``ỹ_i = w_i·y_i + (1 − w_i)·y_p``
+  ``b_i = λ_i·x_i + (1 − λ_i − Σ_j v_j)·x_p + Σ_j v_j·x_{q_j}``  (``b_i = x_i`` without λ)
+  ``c_i = R_i ⊙ S_i + (1 − R_i) ⊙ b_i``   (``S_i``: ``x_p``, or with ``source_boxes`` the
+  partner's rectangle ``source_boxes[i]`` resized, nearest-neighbour, into ``R_i``)
+  ``x̃_i = M_i ⊙ x_p + (1 − M_i) ⊙ c_i``
+  ``ỹ_i = w_i·y_i + (1 − w_i − Σ_j v_j)·y_p + Σ_j v_j·y_{q_j}``
 
-Mixup has no box (``w = λ``); CutMix has no ``λ`` (pixels are copied, never
-blended, ``w = 1 − |M|/(H·W)``); the combined policy has both.
+Mixup has only ``λ`` (``w = λ``; n-way Mixup adds ``more_*``); CutMix only a box
+(pixels are copied, never blended, ``w = 1 − |R|/(H·W)``); ResizeMix a box and
+``source_boxes = (0, 0, H, W)`` (the whole partner, shrunk into the box); FMix,
+GridMix and other mask methods only ``M`` (``w = 1 − mean(M)``); the combined
+policy ``λ`` and a box. A field left ``None`` costs nothing: each one adds its
+own step to the kernel, so Mixup, CutMix and the policy run as before.
 """
 
 from __future__ import annotations
@@ -40,11 +48,26 @@ class MixParams:
       when the mix never blends pixels (pure CutMix keeps the input dtype).
     boxes: int32 ``[B, 4]`` ``(top, left, bottom, right)`` pasted from the
       partner, or ``None`` when the mix pastes nothing (Mixup, any rank).
+    mask: ``[B, H, W]`` weight of the partner's pixel (1/True = the partner's),
+      or ``None``. bool masks copy pixels exactly (the dtype is kept); float
+      masks in ``[0, 1]`` blend ``m·x_p + (1 − m)·x`` (integers become float32,
+      as with ``λ``). The sampler sets ``label_weight = 1 − mean(mask)``.
+    source_boxes: int32 ``[B, 4]``, the partner's rectangle that is resized
+      (nearest neighbour) into ``boxes``; ``None`` pastes the partner's pixels at
+      the same place (CutMix). ResizeMix sets it to ``(0, 0, H, W)``.
+    more_perms: int32 ``[B, n − 2]``, further partners of n-way Mixup, or ``None``.
+    more_weights: float32 ``[B, n − 2]``, their weights in pixels and labels
+      alike; partner ``perm`` gets what is left, ``1 − λ − Σ more_weights``
+      (``1 − w − Σ more_weights`` in the labels). Needs ``lam``.
   """
   perm: chex.Array
   label_weight: chex.Array
   lam: chex.Array | None = None
   boxes: chex.Array | None = None
+  mask: chex.Array | None = None
+  source_boxes: chex.Array | None = None
+  more_perms: chex.Array | None = None
+  more_weights: chex.Array | None = None
 
   @property
   def batch_size(self) -> int:
@@ -56,13 +79,18 @@ def mixed_dtype(params: MixParams, dtype) -> jnp.dtype:
 
   Floating inputs keep their dtype. Integer inputs (e.g. uint8) keep it when the
   mix only pastes (CutMix), and become float32 when pixels are blended (Mixup,
-  the policy with Mixup enabled), since a blend is not an integer and rounding it
-  would break the label weights; no value ever wraps around.
+  the policy with Mixup enabled, a soft mask), since a blend is not an integer and
+  rounding it would break the label weights; no value ever wraps around.
   """
   dtype = jnp.dtype(dtype)
-  if params.lam is None or jnp.issubdtype(dtype, jnp.floating):
+  blends = params.lam is not None or _soft_mask(params)
+  if not blends or jnp.issubdtype(dtype, jnp.floating):
     return dtype
   return jnp.dtype(jnp.float32)
+
+
+def _soft_mask(params: MixParams) -> bool:
+  return params.mask is not None and jnp.issubdtype(params.mask.dtype, jnp.floating)
 
 
 def _check_params(params: MixParams, batch_size: int) -> None:
@@ -70,13 +98,52 @@ def _check_params(params: MixParams, batch_size: int) -> None:
     raise ValueError(
         f"MixParams were drawn for a batch of {params.perm.shape[0]}, but the "
         f"input has batch {batch_size}.")
+  if (params.more_perms is None) != (params.more_weights is None):
+    raise ValueError("MixParams.more_perms and more_weights must be given together.")
+  if params.more_perms is not None:
+    if params.lam is None:
+      raise ValueError("n-way MixParams (more_perms) need lam, the example's own weight.")
+    if (params.more_perms.ndim != 2 or params.more_perms.shape[0] != batch_size
+        or params.more_weights.shape != params.more_perms.shape):
+      raise ValueError(
+          f"more_perms and more_weights must both be [B, n - 2] with B = {batch_size}, "
+          f"got {tuple(params.more_perms.shape)} and {tuple(params.more_weights.shape)}.")
+  if params.source_boxes is not None and params.boxes is None:
+    raise ValueError("MixParams.source_boxes need boxes to be resized into.")
+  if params.mask is not None:
+    dtype = jnp.dtype(params.mask.dtype)
+    if not (dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.floating)):
+      raise ValueError(f"MixParams.mask must be bool or floating, got {dtype}.")
+
+
+def _check_mask(params: MixParams, height: int, width: int) -> None:
+  expected = (params.batch_size, height, width)
+  if params.mask.shape != expected:
+    raise ValueError(
+        f"MixParams.mask must be [B, H, W] = {expected} for these images, got "
+        f"{tuple(params.mask.shape)}.")
 
 
 def _self_paired(params: MixParams, ndim: int) -> chex.Array:
-  """bool ``[B, 1, …]``: True where an example is its own partner."""
+  """bool ``[B, 1, …]``: True where an example is its own (every) partner."""
   batch = params.batch_size
-  own = params.perm == jnp.arange(batch, dtype=params.perm.dtype)
+  index = jnp.arange(batch, dtype=params.perm.dtype)
+  own = params.perm == index
+  if params.more_perms is not None:
+    own = own & jnp.all(params.more_perms == index[:, None], axis=1)
   return own.reshape((batch,) + (1,) * (ndim - 1))
+
+
+def _partner_weight(weight: chex.Array, more_weights: chex.Array) -> chex.Array:
+  """``1 − w − (v_1 + … + v_m)``: what n-way partner ``perm`` gets, pixels and labels alike.
+
+  The sum runs left to right (XLA does not reassociate it), so the weight is one
+  well-defined float that a reader can recompute bit for bit.
+  """
+  total = more_weights[:, 0]
+  for j in range(1, more_weights.shape[1]):
+    total = total + more_weights[:, j]
+  return 1 - weight - total
 
 
 def _bits(x: chex.Array) -> chex.Array:
@@ -143,6 +210,35 @@ def _cast_bits(bits: chex.Array, dtype, out_dtype) -> chex.Array:
   return _bits(_unbits(bits, dtype).astype(out_dtype))
 
 
+def _resize_into(
+    partners: chex.Array, boxes: chex.Array, source_boxes: chex.Array, run: int
+) -> chex.Array:
+  """Each partner's ``source_boxes`` rectangle resized onto its ``boxes`` rectangle.
+
+  Nearest neighbour on the ``[B, H, W·C]`` view: destination pixel ``(h, w)`` of a
+  box ``(t, l, b, r)`` takes the source pixel
+  ``(t' + ⌊(h − t)·(b' − t')/(b − t)⌋, l' + ⌊(w − l)·(r' − l')/(r − l)⌋)`` of
+  ``(t', l', b', r')``, computed in exact integer arithmetic. This is PyTorch's
+  ``F.interpolate(mode="nearest")`` (source ``⌊dst·in/out⌋``), which OpenMixup's
+  ResizeMix uses, except that PyTorch rounds ``in/out`` to float32 first and so
+  can pick the pixel before where ``dst·in/out`` is an integer. With
+  ``source_boxes == boxes`` every pixel maps to itself (CutMix). Pixels outside
+  ``boxes`` are don't-cares.
+  """
+  height, flat = partners.shape[1], partners.shape[2]
+  top, left, bottom, right = (boxes[:, i, None] for i in range(4))
+  s_top, s_left, s_bottom, s_right = (source_boxes[:, i, None] for i in range(4))
+  rows = jnp.arange(height, dtype=jnp.int32)[None, :]
+  src_rows = s_top + ((rows - top) * (s_bottom - s_top)) // jnp.maximum(bottom - top, 1)
+  src_rows = jnp.clip(src_rows, 0, height - 1)
+  cols = jnp.arange(flat, dtype=jnp.int32)[None, :]
+  pixel, channel = cols // run, cols % run
+  src_pixel = s_left + ((pixel - left) * (s_right - s_left)) // jnp.maximum(right - left, 1)
+  src_cols = jnp.clip(src_pixel * run + channel, 0, flat - 1)
+  picked = jnp.take_along_axis(partners, src_rows[:, :, None], axis=1)
+  return jnp.take_along_axis(picked, src_cols[:, None, :], axis=2)
+
+
 def mix_images(
     params: MixParams, images: chex.Array, layout: str | None = None
 ) -> chex.Array:
@@ -150,11 +246,11 @@ def mix_images(
 
   Args:
     params: a drawn mix for batch ``B``.
-    images: ``[B, ...]``; with boxes, ``[B, H, W, C]`` or ``[B, H, W]``.
-    layout: with boxes, ``None`` (default) refuses a rank-4 batch that looks
+    images: ``[B, ...]``; with boxes or a mask, ``[B, H, W, C]`` or ``[B, H, W]``.
+    layout: with boxes or a mask, ``None`` (default) refuses a rank-4 batch that looks
       channels-first ``[B, C, H, W]`` (axis 1 of size 1, 3 or 4 and a last axis
       larger than 4: transpose it with ``jnp.transpose(x, (0, 2, 3, 1))``);
-      ``"NHWC"`` declares the batch NHWC and skips that check. Unused without boxes.
+      ``"NHWC"`` declares the batch NHWC and skips that check. Unused otherwise.
 
   Returns:
     The mixed batch, same shape, dtype :func:`mixed_dtype`. Blends are computed
@@ -166,36 +262,69 @@ def mix_images(
   shape = images.shape
   out_dtype = mixed_dtype(params, images.dtype)
   # The mix runs on a view where every example is contiguous: ``[B, N]``, or
-  # ``[B, H, W·C]`` with boxes (a box is then a run of columns in each of its
-  # rows). XLA fuses it into one loop over the view whose contiguous inner axis
+  # ``[B, H, W·C]`` with boxes or masks (a box is then a run of columns in each of
+  # its rows). XLA fuses it into one loop over the view whose contiguous inner axis
   # vectorises; over NHWC with C = 3 innermost, a CutMix loop does not.
-  if params.boxes is not None:
+  spatial = params.boxes is not None or params.mask is not None
+  if spatial:
     height, width = _validation.check_spatial(images, layout)
     view = images.reshape(batch, height, math.prod(shape[2:]))
+    run = view.shape[2] // width if width else 1  # C: flat columns per pixel.
   else:
     view = images.reshape(batch, math.prod(shape[1:]))
   # Everything is kept as bit patterns for 16-bit floats (see _bits).
   bits = _bits(view)
   partners = _take_rows(bits, params.perm, view.dtype)
   out = bits
-  if params.lam is not None:
+  own = None
+  if params.lam is None:  # No-op unless a soft mask makes integers float32.
+    out = _cast_bits(bits, view.dtype, out_dtype)
+  else:
     wide = lambda b: _widen(b, view.dtype)
-    lam = params.lam.astype(jnp.promote_types(out_dtype, jnp.float32))
-    lam = lam.reshape((batch,) + (1,) * (view.ndim - 1))
-    blend = _narrow(lam * wide(bits) + (1 - lam) * wide(partners), out_dtype)
+    compute = jnp.promote_types(out_dtype, jnp.float32)
+    expand = lambda v: v.astype(compute).reshape((batch,) + (1,) * (view.ndim - 1))
+    lam = expand(params.lam)
+    if params.more_perms is None:
+      blend = lam * wide(bits) + (1 - lam) * wide(partners)
+    else:
+      more = params.more_weights.astype(compute)
+      blend = lam * wide(bits) + expand(_partner_weight(params.lam.astype(compute), more)) * (
+          wide(partners))
+      for j in range(params.more_perms.shape[1]):
+        blend = blend + expand(more[:, j]) * wide(
+            _take_rows(bits, params.more_perms[:, j], view.dtype))
+    blend = _narrow(blend, out_dtype)
     # λ·x + (1 − λ)·x can be off by an ulp: an example mixed with itself is exact.
-    out = jnp.where(_self_paired(params, view.ndim),
-                    _cast_bits(bits, view.dtype, out_dtype), blend)
+    own = _self_paired(params, view.ndim)
+    out = jnp.where(own, _cast_bits(bits, view.dtype, out_dtype), blend)
   if params.boxes is not None:
-    run = view.shape[2] // width if width else 1
     rows = jnp.arange(height, dtype=jnp.int32)[None, :, None]
     cols = jnp.arange(view.shape[2], dtype=jnp.int32)[None, None, :]
     top, left, bottom, right = (params.boxes[:, i, None, None] for i in range(4))
     # Rows top ≤ h < bottom, columns left ≤ w < right, i.e. the flat columns
     # left·C ≤ j < right·C: the same pixels as boxes.box_mask.
-    mask = ((rows >= top) & (rows < bottom) &
-            (cols >= left * run) & (cols < right * run))
-    out = jnp.where(mask, _cast_bits(partners, view.dtype, out_dtype), out)
+    inside = ((rows >= top) & (rows < bottom) &
+              (cols >= left * run) & (cols < right * run))
+    source = partners
+    if params.source_boxes is not None:
+      source = _resize_into(partners, params.boxes, params.source_boxes, run)
+    out = jnp.where(inside, _cast_bits(source, view.dtype, out_dtype), out)
+  if params.mask is not None:
+    _check_mask(params, height, width)
+    # [B, H, W] → [B, H, W·C]: each pixel's weight repeated over its C channels.
+    mask = jnp.repeat(params.mask, run, axis=2) if run != 1 else params.mask
+    partner_out = _cast_bits(partners, view.dtype, out_dtype)
+    if mask.dtype == jnp.bool_:
+      out = jnp.where(mask, partner_out, out)
+    else:
+      compute = jnp.promote_types(out_dtype, jnp.float32)
+      weight = mask.astype(compute)
+      wide_out = lambda b: _widen(b, out_dtype)
+      soft = _narrow(weight * wide_out(partner_out) + (1 - weight) * wide_out(out), out_dtype)
+      # m·x + (1 − m)·x can be off by an ulp: an example mixed with itself keeps what
+      # it is so far (itself, or its ResizeMix box when selected with a zero mask).
+      own = _self_paired(params, view.ndim) if own is None else own
+      out = jnp.where(own, out, soft)
   return _unbits(out, out_dtype).reshape(shape)
 
 
@@ -215,8 +344,16 @@ def mix_labels(
   """
   rows = soft_labels(labels, num_classes, label_smoothing,
                      batch_size=params.batch_size)
-  weight = params.label_weight.astype(jnp.float32)[:, None]
-  mixed = weight * rows + (1 - weight) * jnp.take(rows, params.perm, axis=0)
+  if params.more_perms is None:
+    weight = params.label_weight.astype(jnp.float32)[:, None]
+    mixed = weight * rows + (1 - weight) * jnp.take(rows, params.perm, axis=0)
+  else:
+    weight = params.label_weight.astype(jnp.float32)
+    more = params.more_weights.astype(jnp.float32)
+    mixed = (weight[:, None] * rows +
+             _partner_weight(weight, more)[:, None] * jnp.take(rows, params.perm, axis=0))
+    for j in range(params.more_perms.shape[1]):
+      mixed = mixed + more[:, j, None] * jnp.take(rows, params.more_perms[:, j], axis=0)
   return jnp.where(_self_paired(params, 2), rows, mixed)
 
 
@@ -248,3 +385,98 @@ def identity_params(batch_size: int) -> MixParams:
                    label_weight=jnp.ones((batch_size,), jnp.float32))
 
 
+
+
+def common_structure(*candidates: MixParams) -> tuple[MixParams, ...]:
+  """The same mixes, each with every field any of them has (so they can be selected).
+
+  A field a mix lacks is filled with its neutral value, which changes none of
+  its pixels or labels (for finite pixels): ``lam = 1``, an empty box, a zero
+  (False) mask, ``source_boxes = boxes`` (paste in place), further partners that
+  are the example itself with weight 0. A bool mask becomes 0/1 float when
+  another mix has a soft one. All candidates must be for the same batch.
+
+  Raises:
+    ValueError: for candidates of different batch sizes or mask shapes.
+  """
+  if not candidates:
+    raise ValueError("common_structure needs at least one MixParams.")
+  batch = candidates[0].batch_size
+  for c in candidates:
+    if c.batch_size != batch:
+      raise ValueError(
+          f"MixParams to combine must share one batch size, got {c.batch_size} and {batch}.")
+  has = lambda name: any(getattr(c, name) is not None for c in candidates)
+  masks = [c.mask for c in candidates if c.mask is not None]
+  if masks and any(m.shape != masks[0].shape for m in masks):
+    raise ValueError(
+        f"MixParams masks to combine must share one shape, got {[m.shape for m in masks]}.")
+  soft = any(jnp.issubdtype(m.dtype, jnp.floating) for m in masks)
+  num_more = max((c.more_perms.shape[1] for c in candidates if c.more_perms is not None),
+                 default=0)
+  index = jnp.arange(batch, dtype=jnp.int32)
+  out = []
+  for c in candidates:
+    fields = {"perm": c.perm.astype(jnp.int32),
+              "label_weight": c.label_weight.astype(jnp.float32)}
+    if has("lam") or num_more:
+      fields["lam"] = (jnp.ones((batch,), jnp.float32) if c.lam is None
+                       else c.lam.astype(jnp.float32))
+    if has("boxes"):
+      fields["boxes"] = (jnp.zeros((batch, 4), jnp.int32) if c.boxes is None
+                         else c.boxes.astype(jnp.int32))
+    if has("source_boxes"):
+      fields["source_boxes"] = (fields["boxes"] if c.source_boxes is None
+                                else c.source_boxes.astype(jnp.int32))
+    if masks:
+      mask = jnp.zeros(masks[0].shape, jnp.bool_) if c.mask is None else c.mask
+      fields["mask"] = mask.astype(jnp.float32) if soft else mask
+    if num_more:
+      have = 0 if c.more_perms is None else c.more_perms.shape[1]
+      perms = jnp.broadcast_to(index[:, None], (batch, num_more - have))
+      weights = jnp.zeros((batch, num_more - have), jnp.float32)
+      if have:
+        perms = jnp.concatenate([c.more_perms.astype(jnp.int32), perms], axis=1)
+        weights = jnp.concatenate([c.more_weights.astype(jnp.float32), weights], axis=1)
+      fields["more_perms"], fields["more_weights"] = perms, weights
+    out.append(MixParams(**fields))
+  return tuple(out)
+
+
+def select_params(which: chex.Array, candidates: tuple[MixParams, ...]) -> MixParams:
+  """Per example ``i``, the mix ``candidates[which[i]]`` (or one for all: scalar ``which``).
+
+  Args:
+    which: int ``[B]`` (or a scalar) indices into ``candidates``.
+    candidates: mixes of one structure (see :func:`common_structure`).
+
+  Returns:
+    :class:`MixParams` whose every field is selected with ``lax.select_n``.
+  """
+  first = candidates[0]
+  for c in candidates[1:]:
+    if jax.tree.structure(c) != jax.tree.structure(first):
+      raise ValueError("select_params needs candidates of one structure; use common_structure.")
+  which = jnp.asarray(which, jnp.int32)
+  if len(candidates) == 1:
+    return first
+
+  def pick(*leaves):
+    index = which
+    if index.ndim:
+      index = jnp.broadcast_to(index.reshape(index.shape + (1,) * (leaves[0].ndim - 1)),
+                               leaves[0].shape)
+    return jax.lax.select_n(index, *leaves)
+
+  return jax.tree.map(pick, *candidates)
+
+
+def gate_params(params: MixParams, apply: chex.Array) -> MixParams:
+  """``params`` where ``apply`` (bool ``[B]``) is True, the identity mix elsewhere.
+
+  An example not applied becomes its own partner with weight one, so it comes
+  back bit for bit unchanged.
+  """
+  identity = identity_params(params.batch_size)
+  neutral, drawn = common_structure(identity, params)
+  return select_params(jnp.asarray(apply).astype(jnp.int32), (neutral, drawn))

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from mixjax import _validation
 from mixjax.cutmix import sample_cutmix_boxes
+from mixjax.mixer import Mixer, spatial_size
 from mixjax.params import MixParams, apply_mix
 from mixjax.sampling import sample_lambda, sample_partners
 
@@ -184,3 +185,48 @@ def mix(
   params = sample_mix(key, batch, image_size, config)
   return apply_mix(params, images, labels, config.num_classes,
                    config.label_smoothing, layout=layout)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Policy(Mixer):
+  """The combined policy (:class:`MixConfig`) as a :class:`~mixjax.Mixer` (``"policy"``).
+
+  :meth:`sample` is :func:`sample_mix` with :meth:`config`, so it draws exactly
+  what ``mx.mix`` draws. The timm policy is the two-mixer case of
+  :class:`~mixjax.Choice` (Mixup or CutMix with ``switch_prob``, then ``prob``);
+  this class keeps its draws.
+
+  Attributes:
+    mixup_alpha, cutmix_alpha, cutmix_minmax, switch_prob, box_rule: as in
+      :class:`MixConfig` (``prob``, ``mode``, ``pairing``, ``label_smoothing``
+      and ``num_classes`` are the base fields).
+  """
+  mixup_alpha: float = 1.0
+  cutmix_alpha: float = 0.0
+  cutmix_minmax: tuple[float, float] | None = None
+  switch_prob: float = 0.5
+  box_rule: str = "reference"
+
+  @property
+  def spatial(self) -> bool:
+    return self.config().cutmix_enabled
+
+  def validate(self):
+    object.__setattr__(self, "cutmix_minmax", _validation.check_minmax(self.cutmix_minmax))
+    self.config()
+
+  def config(self) -> MixConfig:
+    """The :class:`MixConfig` of this policy."""
+    return MixConfig(
+        mixup_alpha=self.mixup_alpha, cutmix_alpha=self.cutmix_alpha,
+        cutmix_minmax=self.cutmix_minmax, prob=self.prob, switch_prob=self.switch_prob,
+        mode=self.mode, label_smoothing=self.label_smoothing, num_classes=self.num_classes,
+        pairing=self.pairing, box_rule=self.box_rule)
+
+  def sample(self, key, batch_size, image_shape=(), *, images=None):
+    config = self.config()
+    image_size = spatial_size(image_shape) if config.cutmix_enabled else None
+    return sample_mix(key, batch_size, image_size, config)
+
+  def draw(self, key, batch_size, image_shape):
+    return self.sample(key, batch_size, image_shape)

@@ -171,3 +171,65 @@ def sample_partners(
   if pairing == "flip":
     return index[::-1]
   return jnp.roll(index, 1)
+
+
+def sample_partner_sets(
+    key: chex.PRNGKey, batch_size: int, num: int, pairing: str = "permute"
+) -> chex.Array:
+  """Chooses ``num`` partners per example (n-way Mixup mixes with ``n − 1``).
+
+  ``num = 1`` is :func:`sample_partners` (the same draw). For ``num ≥ 2`` the
+  batch is put in a cyclic order and example ``i`` is paired with the ``j``-th
+  example before it, ``j = 1, …, num``, as big_vision's n-way ``mixup`` pairs
+  with ``jnp.roll(batch, j)`` (``big_vision/utils.py`` lines 729–731 at commit
+  95ccb15): ``"roll"`` keeps the batch order, ``"permute"`` uses a uniformly
+  random order. So each column is a bijection and, for ``num < B``, an example's
+  partners are distinct and never itself. ``"flip"`` has one partner only.
+
+  Returns:
+    int32 ``[B, num]``.
+  """
+  _validation.check_pairing(pairing)
+  if not isinstance(num, int) or num < 1:
+    raise ValueError(f"the number of partners must be an int >= 1, got {num!r}.")
+  if num == 1:
+    return sample_partners(key, batch_size, pairing)[:, None]
+  if pairing == "flip":
+    raise ValueError(
+        "pairing='flip' gives one partner per example (B - 1 - i); n-way mixing with "
+        f"{num} partners needs pairing='permute' or 'roll'.")
+  index = jnp.arange(batch_size, dtype=jnp.int32)
+  shifts = jnp.arange(1, num + 1, dtype=jnp.int32)
+  if pairing == "roll":
+    return (index[:, None] - shifts[None, :]) % batch_size
+  order = jax.random.permutation(key, index)
+  position = jnp.argsort(order).astype(jnp.int32)
+  return order[(position[:, None] - shifts[None, :]) % batch_size]
+
+
+def sample_dirichlet(
+    key: chex.PRNGKey, batch_size: int, n: int, alpha, mode: str = "batch"
+) -> chex.Array:
+  """Draws n-way mixing weights ``(w_0, …, w_{n−1}) ~ Dirichlet(α·1_n)``.
+
+  For ``n = 2`` this is ``(λ, 1 − λ)`` with ``λ`` from :func:`sample_lambda`
+  (the same draw, ``Dirichlet(α, α)`` being ``Beta(α, α)``). For ``n ≥ 3`` it is
+  ``jax.random.dirichlet``, as big_vision's n-way ``mixup`` draws it
+  (``big_vision/utils.py`` line 723 at commit 95ccb15); big_vision then sorts the
+  weights so the example keeps the largest (line 726), which mixjax does not:
+  ``w_0``, the example's own weight, is ``Beta(α, (n − 1)·α)``, as Dirichlet says.
+
+  Returns:
+    float32 ``[B, n]`` rows summing to one (all rows equal in ``"batch"`` mode).
+  """
+  _validation.check_alpha(alpha)
+  _validation.check_mode(mode)
+  if not isinstance(n, int) or n < 2:
+    raise ValueError(f"n (examples per mix) must be an int >= 2, got {n!r}.")
+  if n == 2:
+    lam = sample_lambda(key, batch_size, alpha, mode)
+    return jnp.stack([lam, 1 - lam], axis=1)
+  num = 1 if mode == "batch" else batch_size
+  concentration = jnp.full((n,), alpha, jnp.float32)
+  weights = jax.random.dirichlet(key, concentration, (num,), dtype=jnp.float32)
+  return jnp.broadcast_to(weights, (batch_size, n))

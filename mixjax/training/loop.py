@@ -22,9 +22,10 @@ import numpy as np
 
 from mixjax.data import eval_batches, load_dataset, steps_per_epoch, train_batches
 from mixjax.models import get_model, list_models
+from mixjax.registry import mixer_fields
 from mixjax.training import distributed
 from mixjax.training.checkpoint import Checkpointer
-from mixjax.training.methods import Method
+from mixjax.training.methods import METHODS, Method
 from mixjax.training.metrics import summarize
 from mixjax.training.parallel import AXIS, DataParallel, check_divisible
 from mixjax.training.state import create_train_state, make_optimizer, make_schedule
@@ -38,13 +39,25 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def method_from_config(config: ml_collections.ConfigDict, name: str) -> Method:
-  """The method ``name`` with the paper's presets and the config's overrides."""
+  """The method ``name`` with the paper's presets and the config's overrides.
+
+  ``config.mix_kwargs`` fields that are set go to the methods whose mixer takes
+  them (``n`` also to Manifold Mixup), and are left out for the others.
+  """
   layers = config.get("mix_layers")
+  hparams = {k: v for k, v in (config.get("mix_kwargs") or {}).items() if v is not None}
+  if name == "manifold_mixup":
+    hparams = {k: v for k, v in hparams.items() if k == "n"}
+  elif name in METHODS and name != "erm":
+    takes = set(mixer_fields(name))
+    hparams = {k: v for k, v in hparams.items() if k in takes}
+  else:
+    hparams = {}
   return Method.from_preset(
       name, alpha=config.get("alpha"), prob=config.get("prob"),
       mode=config.get("mix_mode"), cutmix_alpha=config.get("cutmix_alpha"),
       switch_prob=config.get("switch_prob"),
-      layers=tuple(layers) if layers else None)
+      layers=tuple(layers) if layers else None, hparams=tuple(hparams.items()))
 
 
 def _devices(config) -> list:

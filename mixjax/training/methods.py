@@ -1,23 +1,50 @@
-"""Training methods as mixing plans: ERM, Mixup, CutMix, Manifold Mixup, the policy.
+"""Training methods as mixing plans: ERM, Manifold Mixup, and every registered mixer.
 
 The train step only knows that a plan mixes: :func:`draw_plan` turns a method
-into a :class:`~mixjax.MixPlan` (or ``None`` for ERM) from a key.
+into a :class:`~mixjax.MixPlan` (or ``None`` for ERM) from a key. ``"erm"`` and
+``"manifold_mixup"`` (which mixes hidden states) are the trainer's own; every
+other name is a mixer of :mod:`mixjax.registry` (``mixup``, ``cutmix``,
+``policy``, ``resizemix``, … and whatever is registered later), applied to the
+input.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import chex
 
-from mixjax.cutmix import sample_cutmix
+from mixjax import registry
 from mixjax.manifold import MixPlan, sample_plan
-from mixjax.mixup import sample_mixup
-from mixjax.policy import MixConfig, sample_mix
+from mixjax.mixer import Mixer
 
-METHODS = ("erm", "mixup", "cutmix", "manifold_mixup", "policy")
+OWN_METHODS = ("erm", "manifold_mixup")
 
-# Each method's defaults, from its paper's CIFAR recipe.
+
+class _MethodNames:
+  """The method names, live: ``erm``, ``manifold_mixup`` and the registered mixers."""
+
+  def _names(self) -> tuple[str, ...]:
+    return OWN_METHODS + tuple(n for n in registry.list_mixers() if n not in OWN_METHODS)
+
+  def __contains__(self, name) -> bool:
+    return name in self._names()
+
+  def __iter__(self):
+    return iter(self._names())
+
+  def __len__(self) -> int:
+    return len(self._names())
+
+  def __repr__(self) -> str:
+    return repr(self._names())
+
+
+METHODS = _MethodNames()
+
+# Each method's defaults, from its paper's CIFAR recipe. A registered mixer not
+# listed here takes its class's defaults (its paper's, by the Mixer convention).
 PRESETS = {
     "erm": {},
     # Zhang et al., 2018, "mixup: Beyond Empirical Risk Minimization": α = 1 on CIFAR.
@@ -30,19 +57,41 @@ PRESETS = {
     "policy": {"alpha": 0.8, "cutmix_alpha": 1.0, "switch_prob": 0.5},
 }
 
+# The Method fields each preset method passes to its mixer, under the mixer's names.
+_LEGACY_FIELDS = {
+    "mixup": {"alpha": "alpha", "prob": "prob", "mode": "mode"},
+    "cutmix": {"alpha": "alpha", "prob": "prob", "mode": "mode"},
+    "policy": {"alpha": "mixup_alpha", "cutmix_alpha": "cutmix_alpha", "prob": "prob",
+               "switch_prob": "switch_prob", "mode": "mode"},
+}
+# Config overrides that may name a mixer hyper-parameter of the same name.
+_OVERRIDES = ("alpha", "prob", "mode", "cutmix_alpha", "switch_prob")
+
+
+def _check_name(name: str) -> None:
+  if name not in METHODS:
+    raise ValueError(f"method must be one of {METHODS!r}, got {name!r}.")
+
+
+def _hashable(value):
+  return tuple(value) if isinstance(value, list) else value
+
 
 @dataclasses.dataclass(frozen=True)
 class Method:
   """A training method and its hyper-parameters (hashable: a static jit arg).
 
   Attributes:
-    name: one of :data:`METHODS`.
-    alpha: ``α`` of ``Beta(α, α)`` (Mixup's for the policy).
-    prob: probability of mixing a batch (CutMix, the policy).
+    name: ``"erm"``, ``"manifold_mixup"`` or a registered mixer name.
+    alpha: ``α`` of ``Beta(α, α)`` (Mixup's for the policy, Manifold Mixup's).
+    prob: probability of mixing a batch (or an example in ``"elem"`` mode).
     mode: ``"batch"`` or ``"elem"``.
     cutmix_alpha: CutMix's ``α`` in the policy.
     switch_prob: probability of CutMix in the policy.
     layers: eligible Manifold Mixup layers; None takes the model's.
+    hparams: further hyper-parameters as sorted ``(name, value)`` pairs: for a
+      mixer, keyword arguments of :func:`~mixjax.get_mixer` (e.g. ``n`` for
+      Mixup, ``scope`` for ResizeMix); for Manifold Mixup, ``n``.
   """
   name: str = "erm"
   alpha: float = 1.0
@@ -51,38 +100,67 @@ class Method:
   cutmix_alpha: float = 1.0
   switch_prob: float = 0.5
   layers: tuple[int, ...] | None = None
+  hparams: tuple[tuple[str, Any], ...] = ()
 
   def __post_init__(self):
-    if self.name not in METHODS:
-      raise ValueError(f"method must be one of {METHODS}, got {self.name!r}.")
+    _check_name(self.name)
     if self.layers is not None:
       object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
+    hparams = dict(self.hparams)
+    object.__setattr__(self, "hparams",
+                       tuple(sorted((k, _hashable(v)) for k, v in hparams.items())))
 
   @classmethod
   def from_preset(cls, name: str, **overrides) -> Method:
-    """The paper's defaults for ``name``, with non-None ``overrides`` on top."""
-    if name not in METHODS:
-      raise ValueError(f"method must be one of {METHODS}, got {name!r}.")
-    values = dict(PRESETS[name])
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return cls(name=name, **values)
+    """The paper's defaults for ``name``, with non-None ``overrides`` on top.
 
-  def _input_config(self) -> MixConfig:
-    if self.name == "cutmix":
-      return MixConfig(mixup_alpha=0.0, cutmix_alpha=self.alpha, prob=self.prob,
-                       mode=self.mode)
-    if self.name == "mixup":
-      return MixConfig(mixup_alpha=self.alpha, cutmix_alpha=0.0, prob=self.prob,
-                       mode=self.mode)
-    return MixConfig(mixup_alpha=self.alpha, cutmix_alpha=self.cutmix_alpha,
-                     prob=self.prob, switch_prob=self.switch_prob, mode=self.mode)
+    Overrides that are not fields of :class:`Method` go to ``hparams``. For a
+    registered mixer without a preset, ``alpha``, ``cutmix_alpha`` and
+    ``switch_prob`` go to ``hparams`` when the mixer has a hyper-parameter of
+    that name and are ignored otherwise (one config can compare methods with
+    different hyper-parameters).
+    """
+    _check_name(name)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    fields = {f.name for f in dataclasses.fields(cls)} - {"name", "hparams"}
+    hparams = dict(overrides.pop("hparams", ()))
+    hparams.update({k: overrides.pop(k) for k in list(overrides) if k not in fields})
+    if name in PRESETS:
+      values = dict(PRESETS[name])
+      values.update(overrides)
+      return cls(name=name, hparams=tuple(hparams.items()), **values)
+    takes = set(registry.mixer_fields(name))
+    for key in ("alpha", "cutmix_alpha", "switch_prob"):
+      if key in overrides:
+        value = overrides.pop(key)
+        if key in takes:
+          hparams[key] = value
+    return cls(name=name, hparams=tuple(hparams.items()), **overrides)
+
+  def mixer(self) -> Mixer:
+    """The registered mixer of this method (``ValueError`` for erm / manifold_mixup)."""
+    if self.name in OWN_METHODS:
+      raise ValueError(f"method {self.name!r} is not a mixer of the registry.")
+    hparams = dict(self.hparams)
+    if self.name in _LEGACY_FIELDS:
+      values = {theirs: getattr(self, ours) for ours, theirs in _LEGACY_FIELDS[self.name].items()}
+    else:
+      values = {"prob": self.prob, "mode": self.mode}
+    values.update(hparams)
+    return registry.get_mixer(self.name, **values)
 
   def validate(self) -> None:
     """Raises ``ValueError`` for hyper-parameters the method cannot use."""
-    if self.name in ("mixup", "cutmix", "policy"):
-      self._input_config()
-    elif self.name == "manifold_mixup" and not self.alpha > 0:
-      raise ValueError(f"manifold_mixup needs alpha > 0, got {self.alpha}.")
+    if self.name == "erm":
+      return
+    if self.name == "manifold_mixup":
+      if not self.alpha > 0:
+        raise ValueError(f"manifold_mixup needs alpha > 0, got {self.alpha}.")
+      unknown = sorted(set(dict(self.hparams)) - {"n"})
+      if unknown:
+        raise ValueError(f"manifold_mixup does not take {unknown}; it takes ['n'].")
+      return
+    self.mixer()
 
 
 def draw_plan(
@@ -91,23 +169,28 @@ def draw_plan(
     image_size: tuple[int, int],
     method: Method,
     model_layers: tuple[int, ...],
+    images: chex.Array | None = None,
 ) -> MixPlan | None:
   """Draws the mixing plan of one step (``None`` for ERM).
 
-  Mixup with ``prob = 1`` and CutMix with ``prob = 1`` draw exactly what
-  :func:`~mixjax.sample_mixup` / :func:`~mixjax.sample_cutmix` draw; with
-  ``prob < 1`` (or the policy) the draw goes through :func:`~mixjax.sample_mix`.
+  ``images`` (the step's batch) is passed to mixers that draw from the pixels
+  (``Mixer.uses_images``, e.g. SaliencyMix); the others ignore it.
+
+  Manifold Mixup draws with :func:`~mixjax.sample_plan`; every other method is
+  its registry mixer's :meth:`~mixjax.Mixer.sample`, applied at the input. So
+  Mixup and CutMix with ``prob = 1`` draw exactly what
+  :func:`~mixjax.sample_mixup` / :func:`~mixjax.sample_cutmix` draw, and with
+  ``prob < 1`` (or the policy) what :func:`~mixjax.sample_mix` draws.
   """
   if method.name == "erm":
     return None
   if method.name == "manifold_mixup":
     layers = method.layers if method.layers is not None else model_layers
-    return sample_plan(key, batch_size, layers, alpha=method.alpha, mode=method.mode)
-  if method.name == "mixup" and method.prob == 1.0:
-    return MixPlan.at_input(sample_mixup(key, batch_size, alpha=method.alpha,
-                                         mode=method.mode))
-  if method.name == "cutmix" and method.prob == 1.0:
-    return MixPlan.at_input(sample_cutmix(key, batch_size, image_size,
-                                          alpha=method.alpha, mode=method.mode))
-  return MixPlan.at_input(sample_mix(key, batch_size, image_size,
-                                     method._input_config()))
+    return sample_plan(key, batch_size, layers, alpha=method.alpha, mode=method.mode,
+                       n=dict(method.hparams).get("n", 2))
+  mixer = method.mixer()
+  if mixer.uses_images and images is not None:
+    image_shape = tuple(images.shape[1:])
+  else:
+    image_shape = tuple(image_size)
+  return MixPlan.at_input(mixer.sample(key, batch_size, image_shape, images=images))

@@ -70,17 +70,19 @@ def draw_shard_plan(
     method: Method,
     model_layers: tuple[int, ...],
     axis_name: str,
+    images: chex.Array | None = None,
 ) -> MixPlan | None:
   """The plan of this device's shard of ``batch_size`` examples.
 
   In ``mode="batch"`` every device draws from the same ``key``: one ``λ`` /
   box / layer per global batch, and the same partner pattern within each
   shard. Otherwise ``key`` is folded with the device index first, so each
-  device draws its own examples' mixes.
+  device draws its own examples' mixes. ``images``, this shard's batch, goes to
+  mixers that draw from the pixels.
   """
   if method.mode != "batch":
     key = device_key(key, axis_name)
-  return draw_plan(key, batch_size, image_size, method, model_layers)
+  return draw_plan(key, batch_size, image_size, method, model_layers, images=images)
 
 
 def _prepare(images: chex.Array, augment: Augment, key: chex.PRNGKey | None,
@@ -134,7 +136,7 @@ def make_train_step(
     labels = batch["label"]
     dropout_key = device_key(key_dropout, axis_name)
     plan = draw_shard_plan(key_mix, images.shape[0], images.shape[1:3], method, mix_layers,
-                           axis_name)
+                           axis_name, images=images)
     if plan is None:
       targets = soft_labels(labels, num_classes, label_smoothing)
     else:

@@ -1,0 +1,218 @@
+"""The ``Mixer`` contract: one small, hashable config per mixing method.
+
+A mixer holds a method's hyper-parameters and the options every method shares
+(``num_classes``, ``mode``, ``pairing``, ``label_smoothing``, ``prob``) and does
+two things:
+
+* ``mixer.sample(key, batch_size, image_shape) -> MixParams`` draws a mix (pure,
+  no images needed: ``image_shape`` is ``images.shape[1:]``, or ``(H, W)``);
+* ``mixer(key, images, labels) -> (x̃, ỹ)`` draws and applies it in one jitted
+  program (the mixer is a static argument: it is a frozen dataclass).
+
+A new method is a module with a subclass that implements :meth:`Mixer.draw`
+(returning :class:`~mixjax.MixParams`, see that class for what each field does)
+plus one line in :mod:`mixjax.registry`. For example a mask method::
+
+  @dataclasses.dataclass(frozen=True, kw_only=True)
+  class FMix(Mixer):
+    alpha: float = 1.0
+    spatial = True
+
+    def draw(self, key, batch_size, image_shape):
+      height, width = spatial_size(image_shape)
+      key_mask, key_perm = jax.random.split(key)
+      masks, _ = sample_fmix_masks(key_mask, batch_size, height, width,
+                                   alpha=self.alpha, mode=self.mode)
+      return mask_params(sample_partners(key_perm, batch_size, self.pairing), masks)
+
+:func:`mask_params` (a mask) and :func:`box_params` (a box pasted in place) build
+the :class:`~mixjax.MixParams` with exact label weights; a mixer that needs the
+pixels to draw (SaliencyMix) sets ``uses_images = True`` and gets ``images=``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import ClassVar
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from mixjax import _validation
+from mixjax.boxes import box_area
+from mixjax.params import MixParams, apply_mix, gate_params, identity_params
+
+
+def spatial_size(image_shape: Sequence[int]) -> tuple[int, int]:
+  """``(H, W)`` of an image shape ``(H, W)`` or ``(H, W, C)`` (the batch axis left off)."""
+  shape = tuple(image_shape)
+  if len(shape) not in (2, 3) or any(not isinstance(d, int) or d < 1 for d in shape):
+    raise ValueError(
+        "this mixer needs images with two spatial axes: image_shape (H, W) or (H, W, C) "
+        f"(images.shape[1:]), got {shape!r}.")
+  return shape[0], shape[1]
+
+
+def mask_params(perm: chex.Array, mask: chex.Array) -> MixParams:
+  """The mix that takes each example's masked pixels from its partner.
+
+  Args:
+    perm: int32 ``[B]`` partners.
+    mask: ``[B, H, W]`` weight of the partner's pixel: bool (pixels copied) or
+      float in ``[0, 1]`` (blended).
+
+  Returns:
+    :class:`~mixjax.MixParams` with ``label_weight = 1 − mean(mask)`` per example,
+    the exact pixel fraction kept (exact for bool masks: a count over ``H·W``).
+  """
+  if mask.ndim != 3 or mask.shape[0] != perm.shape[0]:
+    raise ValueError(
+        f"mask must be [B, H, W] with B = {perm.shape[0]}, got {tuple(mask.shape)}.")
+  height, width = mask.shape[1:]
+  if mask.dtype == jnp.bool_:
+    taken = jnp.sum(mask, axis=(1, 2), dtype=jnp.int32).astype(jnp.float32)
+  else:
+    taken = jnp.sum(mask.astype(jnp.float32), axis=(1, 2))
+  weight = 1.0 - taken / (height * width)
+  return MixParams(perm=perm.astype(jnp.int32), label_weight=weight, mask=mask)
+
+
+def box_params(perm: chex.Array, boxes: chex.Array, image_size: tuple[int, int]) -> MixParams:
+  """The mix that pastes each partner's ``boxes`` rectangle in place (CutMix, SaliencyMix).
+
+  Args:
+    perm: int32 ``[B]`` partners.
+    boxes: int32 ``[B, 4]`` ``(top, left, bottom, right)``, inside ``image_size``.
+    image_size: ``(H, W)``.
+
+  Returns:
+    :class:`~mixjax.MixParams` with ``label_weight = 1 − area/(H·W)``, as
+    :func:`~mixjax.sample_cutmix_boxes` computes it.
+  """
+  if boxes.shape != (perm.shape[0], 4):
+    raise ValueError(f"boxes must be [B, 4] with B = {perm.shape[0]}, got {tuple(boxes.shape)}.")
+  height, width = image_size
+  weight = 1.0 - box_area(boxes).astype(jnp.float32) / (height * width)
+  return MixParams(perm=perm.astype(jnp.int32), label_weight=weight,
+                   boxes=boxes.astype(jnp.int32))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Mixer:
+  """Base of every mixer: the options all methods share.
+
+  Subclasses are frozen ``kw_only`` dataclasses adding their paper's
+  hyper-parameters, and implement :meth:`draw` (and :meth:`validate`).
+
+  Attributes:
+    num_classes: ``K``, needed for integer labels in :meth:`__call__`.
+    mode: ``"batch"`` (one draw for the batch, as the papers do) or ``"elem"``
+      (one per example).
+    pairing: ``"permute"``, ``"flip"`` or ``"roll"`` (:func:`~mixjax.sample_partners`).
+    label_smoothing: ``ε`` applied to the labels before mixing.
+    prob: probability of mixing (per batch or per example, as ``mode``); an
+      example not mixed comes back bit for bit unchanged.
+    spatial: class attribute: the method needs ``(H, W)`` images.
+    uses_images: class attribute: the draw looks at the pixels (SaliencyMix's
+      boxes follow the partner's saliency), so :meth:`sample` needs ``images``
+      and passes them to :meth:`draw` as the keyword ``images``.
+  """
+  num_classes: int | None = None
+  mode: str = "batch"
+  pairing: str = "permute"
+  label_smoothing: float = 0.0
+  prob: float = 1.0
+
+  spatial: ClassVar[bool] = False
+  uses_images: ClassVar[bool] = False
+
+  def __post_init__(self):
+    _validation.check_mode(self.mode)
+    _validation.check_pairing(self.pairing)
+    _validation.check_probability(self.prob, "prob")
+    if not 0.0 <= self.label_smoothing < 1.0:
+      raise ValueError(
+          f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
+    if self.num_classes is not None and (
+        not isinstance(self.num_classes, int) or self.num_classes < 1):
+      raise ValueError(f"num_classes must be a positive int, got {self.num_classes!r}.")
+    self.validate()
+
+  def validate(self) -> None:
+    """Raises ``ValueError`` for bad hyper-parameters (subclasses override)."""
+
+  def draw(self, key: chex.PRNGKey, batch_size: int, image_shape: tuple[int, ...]
+           ) -> MixParams:
+    """Draws the method's mix for every example (``prob`` is applied by :meth:`sample`).
+
+    A mixer with ``uses_images = True`` also gets ``images=`` (``[B, ...]``).
+    """
+    raise NotImplementedError(f"{type(self).__name__} does not implement draw().")
+
+  def _draw(self, key, batch_size, image_shape, images):
+    if not self.uses_images:
+      return self.draw(key, batch_size, image_shape)
+    if images is None:
+      raise ValueError(
+          f"{type(self).__name__} draws its mix from the pixels: pass images= to sample().")
+    if tuple(images.shape) != (batch_size, *image_shape):
+      raise ValueError(
+          f"images must be [B, *image_shape] = {(batch_size, *image_shape)}, got "
+          f"{tuple(images.shape)}.")
+    return self.draw(key, batch_size, image_shape, images=images)
+
+  def sample(self, key: chex.PRNGKey, batch_size: int,
+             image_shape: Sequence[int] = (), *,
+             images: chex.Array | None = None) -> MixParams:
+    """Draws a mix: :meth:`draw`, kept with probability ``prob``.
+
+    With ``prob < 1`` the key is split into ``(key_apply, key_draw)``; an
+    example (``"elem"``) or the batch (``"batch"``) is mixed where
+    ``U(key_apply) < prob``, and is the identity mix elsewhere.
+
+    Args:
+      key: a PRNG key.
+      batch_size: ``B``.
+      image_shape: ``images.shape[1:]`` (``(H, W)`` is enough for most mixers).
+      images: the batch, for mixers that draw from the pixels (``uses_images``);
+        ignored by the others.
+    """
+    image_shape = tuple(int(d) for d in image_shape)
+    if self.prob == 1.0:
+      return self._draw(key, batch_size, image_shape, images)
+    key_apply, key_draw = jax.random.split(key)
+    params = self._draw(key_draw, batch_size, image_shape, images)
+    num = 1 if self.mode == "batch" else batch_size
+    apply = jax.random.uniform(key_apply, (num,)) < self.prob
+    return gate_params(params, jnp.broadcast_to(apply, (batch_size,)))
+
+  def __call__(self, key: chex.PRNGKey, images: chex.Array, labels: chex.Array, *,
+               layout: str | None = None) -> tuple[chex.Array, chex.Array]:
+    """Mixes a batch: ``(x̃, ỹ)``, float32 soft labels ``[B, K]``.
+
+    ``layout`` is that of :func:`~mixjax.mix_images` (``"NHWC"`` to trust a batch
+    that looks channels-first).
+    """
+    return _mix(self, key, images, labels, layout)
+
+
+@functools.partial(jax.jit, static_argnames=("mixer", "layout"))
+def _mix(mixer: Mixer, key, images, labels, layout):
+  batch = _validation.check_batch(images)
+  if mixer.spatial:
+    _validation.check_spatial(images, layout)
+  params = mixer.sample(key, batch, images.shape[1:], images=images)
+  return apply_mix(params, images, labels, mixer.num_classes, mixer.label_smoothing,
+                   layout=layout)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Identity(Mixer):
+  """The mix that changes nothing (ERM), e.g. as one choice of :class:`~mixjax.Choice`."""
+
+  def draw(self, key, batch_size, image_shape):
+    del key, image_shape
+    return identity_params(batch_size)
