@@ -1,4 +1,4 @@
-"""mixjax: Mixup, CutMix and Manifold Mixup as pure, jit-compiled JAX functions.
+"""mixjax: Mixup, CutMix, Manifold Mixup and their family as pure, jit-compiled JAX functions.
 
 Every op takes an explicit PRNG key. Sampling (``sample_*``) is separate from
 applying (:func:`apply_mix`), so any mix can be replayed and inspected.
@@ -7,6 +7,8 @@ applying (:func:`apply_mix`), so any mix can be replayed and inspected.
 from mixjax.boxes import box_area, box_mask, sample_boxes, sample_boxes_minmax
 from mixjax.compose import Choice
 from mixjax.cutmix import CutMix, cutmix, sample_cutmix, sample_cutmix_boxes
+from mixjax.fmix import FMix, fmix, sample_fmix
+from mixjax.gridmix import GridMix, gridmix, sample_gridmix
 from mixjax.labels import soft_labels, soft_target_cross_entropy
 from mixjax.losses import softmax_bce
 from mixjax.manifold import MixPlan, sample_plan
@@ -26,6 +28,7 @@ from mixjax.params import (
 from mixjax.policy import MixConfig, Policy, mix, sample_mix
 from mixjax.registry import get_mixer, list_mixers, register_mixer
 from mixjax.resizemix import ResizeMix, resizemix, sample_resizemix, sample_resizemix_boxes
+from mixjax.saliencymix import SaliencyMix, saliencymix, sample_saliencymix
 from mixjax.sampling import (
     sample_dirichlet,
     sample_lambda,
@@ -33,12 +36,15 @@ from mixjax.sampling import (
     sample_partners,
     symmetric_beta,
 )
+from mixjax.smoothmix import SmoothMix, sample_smoothmix, smoothmix
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Choice",
     "CutMix",
+    "FMix",
+    "GridMix",
     "Identity",
     "MixConfig",
     "MixParams",
@@ -47,14 +53,18 @@ __all__ = [
     "Mixup",
     "Policy",
     "ResizeMix",
+    "SaliencyMix",
+    "SmoothMix",
     "apply_mix",
     "box_area",
     "box_mask",
     "box_params",
     "common_structure",
     "cutmix",
+    "fmix",
     "gate_params",
     "get_mixer",
+    "gridmix",
     "identity_params",
     "list_mixers",
     "mask_params",
@@ -65,11 +75,14 @@ __all__ = [
     "mixup",
     "register_mixer",
     "resizemix",
+    "saliencymix",
     "sample_boxes",
     "sample_boxes_minmax",
     "sample_cutmix",
     "sample_cutmix_boxes",
     "sample_dirichlet",
+    "sample_fmix",
+    "sample_gridmix",
     "sample_lambda",
     "sample_mix",
     "sample_mixup",
@@ -78,7 +91,10 @@ __all__ = [
     "sample_plan",
     "sample_resizemix",
     "sample_resizemix_boxes",
+    "sample_saliencymix",
+    "sample_smoothmix",
     "select_params",
+    "smoothmix",
     "soft_labels",
     "soft_target_cross_entropy",
     "softmax_bce",

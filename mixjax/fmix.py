@@ -35,13 +35,18 @@ edges the ramp sums to ``s``, so the mass is still exactly ``num/(H·W)``.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mixjax import _validation
-from mixjax.sampling import sample_lambda
+from mixjax.mixer import Mixer, mask_params, spatial_size
+from mixjax.params import MixParams, apply_mix
+from mixjax.sampling import sample_lambda, sample_partners
 
 
 def fft_frequencies(height: int, width: int) -> np.ndarray:
@@ -228,14 +233,7 @@ def sample_fmix_masks(
   _validation.check_alpha(alpha)
   _validation.check_mode(mode)
   _check_size(batch_size, height, width)
-  value = _validation.concrete_number(decay_power)
-  if value is None or not value > 0:
-    raise ValueError(f"decay_power must be a number > 0, got {decay_power!r}.")
-  soft = _validation.concrete_number(max_soft)
-  if soft is None or not 0.0 <= soft <= 0.5:
-    raise ValueError(f"max_soft must be a number in [0, 0.5], got {max_soft!r}.")
-  if spectrum not in SPECTRA:
-    raise ValueError(f"spectrum must be one of {SPECTRA}, got {spectrum!r}.")
+  value, soft = _check_hyper(decay_power, max_soft, spectrum)
   num = 1 if mode == "batch" else batch_size
   key_lam, key_noise, key_coin = jax.random.split(key, 3)
   lam = sample_lambda(key_lam, num, alpha, "elem")
@@ -248,7 +246,152 @@ def sample_fmix_masks(
           jnp.broadcast_to(lam, (batch_size,)))
 
 
+def _check_hyper(decay_power, max_soft, spectrum) -> tuple[float, float]:
+  """``(δ, max_soft)`` as floats; ``ValueError`` for bad values or an unknown spectrum."""
+  value = _validation.concrete_number(decay_power)
+  if value is None or not value > 0:
+    raise ValueError(f"decay_power must be a number > 0, got {decay_power!r}.")
+  soft = _validation.concrete_number(max_soft)
+  if soft is None or not 0.0 <= soft <= 0.5:
+    raise ValueError(f"max_soft must be a number in [0, 0.5], got {max_soft!r}.")
+  if spectrum not in SPECTRA:
+    raise ValueError(f"spectrum must be one of {SPECTRA}, got {spectrum!r}.")
+  return value, soft
+
+
 def _check_size(batch_size: int, height: int, width: int) -> None:
   for name, value in (("batch_size", batch_size), ("height", height), ("width", width)):
     if not isinstance(value, (int, np.integer)) or value < 1:
       raise ValueError(f"{name} must be a positive int, got {value!r}.")
+
+
+def sample_fmix(
+    key: chex.PRNGKey,
+    batch_size: int,
+    image_size: tuple[int, int],
+    *,
+    alpha: float = 1.0,
+    decay_power: float = 3.0,
+    max_soft: float = 0.0,
+    mode: str = "batch",
+    pairing: str = "permute",
+    spectrum: str = "reference",
+) -> MixParams:
+  """Draws an FMix: masks (:func:`sample_fmix_masks`), exact label weights and partners.
+
+  The key is split into ``(key_mask, key_perm)``: masks from the first, partners
+  (:func:`~mixjax.sample_partners`) from the second.
+
+  Args:
+    key: a PRNG key.
+    batch_size: ``B``.
+    image_size: ``(H, W)``.
+    alpha: ``α > 0`` of ``λ ~ Beta(α, α)``; 1 in the reference (``FMixBase``, line 176).
+    decay_power: ``δ > 0``; 3 in the paper and the reference.
+    max_soft: soft edges, ``0 ≤ max_soft ≤ ½``; 0 (hard masks) in the reference.
+    mode: ``"batch"`` (one mask, the reference) or ``"elem"`` (one per example).
+    pairing: ``"permute"``, ``"flip"`` or ``"roll"``.
+    spectrum: ``"reference"`` (the code's spectrum, default) or ``"paper"``.
+
+  Returns:
+    :class:`~mixjax.MixParams` with ``mask`` (bool, or float32 with ``max_soft > 0``)
+    and ``label_weight = 1 − mean(mask)`` (:func:`~mixjax.mask_params`), exactly
+    ``num/(H·W)`` for hard masks.
+  """
+  _validation.check_pairing(pairing)
+  height, width = image_size
+  key_mask, key_perm = jax.random.split(key)
+  masks, _ = sample_fmix_masks(key_mask, batch_size, height, width, alpha=alpha,
+                               decay_power=decay_power, max_soft=max_soft, mode=mode,
+                               spectrum=spectrum)
+  return mask_params(sample_partners(key_perm, batch_size, pairing), masks)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("alpha", "decay_power", "max_soft", "spectrum", "num_classes", "mode",
+                     "pairing", "label_smoothing", "layout"))
+def fmix(
+    key: chex.PRNGKey,
+    images: chex.Array,
+    labels: chex.Array,
+    *,
+    alpha: float = 1.0,
+    decay_power: float = 3.0,
+    max_soft: float = 0.0,
+    spectrum: str = "reference",
+    num_classes: int | None = None,
+    mode: str = "batch",
+    pairing: str = "permute",
+    label_smoothing: float = 0.0,
+    layout: str | None = None,
+) -> tuple[chex.Array, chex.Array]:
+  """Mixes a batch with FMix (Harris et al., 2020).
+
+  ``λ ~ Beta(α, α)``; a low-frequency Fourier image (spectrum ``∝ 1/f^δ``) keeps
+  the example's own pixels on its ``num ∈ {⌊λ·H·W⌋, ⌈λ·H·W⌉}`` largest values, the
+  partner's elsewhere (mask ``M``, True on the partner's pixels):
+
+    ``x̃_i = M_i ⊙ x_p + (1 − M_i) ⊙ x_i``,  ``ỹ_i = w_i·y_i + (1 − w_i)·y_p``,
+    ``w_i = 1 − |M_i|/(H·W)`` (exact).
+
+  Hard masks copy pixels, so the dtype is kept (uint8 stays uint8); with
+  ``max_soft > 0`` the edges blend and integer images become float32
+  (:func:`~mixjax.mixed_dtype`).
+
+  Args:
+    key: a PRNG key.
+    images: ``[B, H, W, C]`` or ``[B, H, W]``, float or integer.
+    labels: int class ids ``[B]`` (with ``num_classes``) or rows ``[B, K]``.
+    alpha: ``α > 0``; 1 in the reference.
+    decay_power: ``δ > 0``; 3 in the paper.
+    max_soft: ``0 ≤ max_soft ≤ ½``; 0 (hard masks) in the paper.
+    spectrum: ``"reference"`` (default; as ``ecs-vlc/FMix`` computes it) or
+      ``"paper"``; see :func:`low_freq_images`.
+    num_classes: ``K``.
+    mode: ``"batch"`` (one mask, the reference) or ``"elem"`` (one per example).
+    pairing: ``"permute"`` (default), ``"flip"`` or ``"roll"``.
+    label_smoothing: ``ε`` applied to the labels before mixing.
+    layout: as in :func:`~mixjax.cutmix`.
+
+  Returns:
+    ``(x̃, ỹ)``: mixed images (:func:`~mixjax.mixed_dtype`) and float32 soft labels.
+
+  Raises:
+    ValueError: at trace time for ``α ≤ 0``, ``δ ≤ 0``, ``max_soft`` outside
+      ``[0, ½]``, an unknown ``spectrum``/``mode``/``pairing``/``layout``, images
+      without two spatial axes or that look channels-first, a batch mismatch or
+      labels that do not fit ``num_classes``.
+  """
+  batch = _validation.check_batch(images)
+  height, width = _validation.check_spatial(images, layout)
+  params = sample_fmix(key, batch, (height, width), alpha=alpha, decay_power=decay_power,
+                       max_soft=max_soft, mode=mode, pairing=pairing, spectrum=spectrum)
+  return apply_mix(params, images, labels, num_classes, label_smoothing, layout=layout)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FMix(Mixer):
+  """FMix as a :class:`~mixjax.Mixer` (registered as ``"fmix"``); draws :func:`sample_fmix`.
+
+  Attributes:
+    alpha: ``α > 0`` of ``Beta(α, α)``; 1 in the reference.
+    decay_power: ``δ > 0``; 3 in the paper.
+    max_soft: ``0 ≤ max_soft ≤ ½``; 0 (hard masks).
+    spectrum: ``"reference"`` (default) or ``"paper"``.
+  """
+  alpha: float = 1.0
+  decay_power: float = 3.0
+  max_soft: float = 0.0
+  spectrum: str = "reference"
+
+  spatial = True
+
+  def validate(self):
+    _validation.check_alpha(self.alpha)
+    _check_hyper(self.decay_power, self.max_soft, self.spectrum)
+
+  def draw(self, key, batch_size, image_shape):
+    return sample_fmix(key, batch_size, spatial_size(image_shape), alpha=self.alpha,
+                       decay_power=self.decay_power, max_soft=self.max_soft,
+                       mode=self.mode, pairing=self.pairing, spectrum=self.spectrum)

@@ -42,6 +42,8 @@ reference's pixel for pixel.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import numbers
 
@@ -50,7 +52,15 @@ import jax
 import jax.numpy as jnp
 
 from mixjax import _validation
-from mixjax.sampling import sample_lambda
+from mixjax.mixer import Mixer, mask_params, spatial_size
+from mixjax.params import MixParams, apply_mix
+from mixjax.sampling import sample_lambda, sample_partners
+
+# OpenMixup's CIFAR-100 defaults (configs/.../r18_mixups_CE_none.py lines 17–18).
+PAPER_N_HOLES = (2, 6)
+PAPER_HOLE_ASPECT_RATIO = 1.0
+PAPER_CUT_AREA_RATIO = (0.5, 1.0)
+PAPER_CUT_ASPECT_RATIO = (0.5, 2.0)
 
 
 def grid_masks(
@@ -129,10 +139,10 @@ def sample_gridmix_masks(
     width: int,
     *,
     alpha: float = 1.0,
-    n_holes=(2, 6),
-    hole_aspect_ratio=1.0,
-    cut_area_ratio=(0.5, 1.0),
-    cut_aspect_ratio=(0.5, 2.0),
+    n_holes=PAPER_N_HOLES,
+    hole_aspect_ratio=PAPER_HOLE_ASPECT_RATIO,
+    cut_area_ratio=PAPER_CUT_AREA_RATIO,
+    cut_aspect_ratio=PAPER_CUT_ASPECT_RATIO,
     mode: str = "batch",
 ) -> chex.Array:
   """Draws GridMix partner masks (reference ``get_sample``, lines 149–166).
@@ -170,10 +180,8 @@ def sample_gridmix_masks(
   for name, value in (("batch_size", batch_size), ("height", height), ("width", width)):
     if not isinstance(value, numbers.Integral) or value < 1:
       raise ValueError(f"{name} must be a positive int, got {value!r}.")
-  holes = _range(n_holes, "n_holes", integer=True)
-  hole_ar = _range(hole_aspect_ratio, "hole_aspect_ratio")
-  area = _range(cut_area_ratio, "cut_area_ratio", upper=1.0)
-  aspect = _range(cut_aspect_ratio, "cut_aspect_ratio")
+  holes, hole_ar, area, aspect = _ranges(n_holes, hole_aspect_ratio, cut_area_ratio,
+                                         cut_aspect_ratio)
   # The narrowest crop and its patches, as the reference computes them (float64).
   narrowest = int(math.sqrt(int(height * width * area[0]) / aspect[1]))
   if holes[1] > narrowest // 2:
@@ -200,3 +208,149 @@ def sample_gridmix_masks(
                      uniform(keys[4], aspect), jax.random.uniform(keys[5], (num,)),
                      jax.random.uniform(keys[6], (num,)), height, width)
   return jnp.broadcast_to(masks, (batch_size, height, width))
+
+
+def _ranges(n_holes, hole_aspect_ratio, cut_area_ratio, cut_aspect_ratio):
+  """The four GridMix ranges as checked pairs ``(lo, hi)``."""
+  return (_range(n_holes, "n_holes", integer=True),
+          _range(hole_aspect_ratio, "hole_aspect_ratio"),
+          _range(cut_area_ratio, "cut_area_ratio", upper=1.0),
+          _range(cut_aspect_ratio, "cut_aspect_ratio"))
+
+
+def sample_gridmix(
+    key: chex.PRNGKey,
+    batch_size: int,
+    image_size: tuple[int, int],
+    *,
+    alpha: float = 1.0,
+    n_holes=PAPER_N_HOLES,
+    hole_aspect_ratio=PAPER_HOLE_ASPECT_RATIO,
+    cut_area_ratio=PAPER_CUT_AREA_RATIO,
+    cut_aspect_ratio=PAPER_CUT_ASPECT_RATIO,
+    mode: str = "batch",
+    pairing: str = "permute",
+) -> MixParams:
+  """Draws a GridMix: masks (:func:`sample_gridmix_masks`), exact weights and partners.
+
+  The key is split into ``(key_mask, key_perm)``: masks from the first, partners
+  (:func:`~mixjax.sample_partners`) from the second.
+
+  Returns:
+    :class:`~mixjax.MixParams` with a bool ``mask`` (the holes, pasted from the
+    partner) and ``label_weight = 1 − |holes|/(H·W)`` (:func:`~mixjax.mask_params`).
+  """
+  _validation.check_pairing(pairing)
+  height, width = image_size
+  key_mask, key_perm = jax.random.split(key)
+  masks = sample_gridmix_masks(key_mask, batch_size, height, width, alpha=alpha,
+                               n_holes=n_holes, hole_aspect_ratio=hole_aspect_ratio,
+                               cut_area_ratio=cut_area_ratio,
+                               cut_aspect_ratio=cut_aspect_ratio, mode=mode)
+  return mask_params(sample_partners(key_perm, batch_size, pairing), masks)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("alpha", "n_holes", "hole_aspect_ratio", "cut_area_ratio",
+                     "cut_aspect_ratio", "num_classes", "mode", "pairing", "label_smoothing",
+                     "layout"))
+def gridmix(
+    key: chex.PRNGKey,
+    images: chex.Array,
+    labels: chex.Array,
+    *,
+    alpha: float = 1.0,
+    n_holes=PAPER_N_HOLES,
+    hole_aspect_ratio=PAPER_HOLE_ASPECT_RATIO,
+    cut_area_ratio=PAPER_CUT_AREA_RATIO,
+    cut_aspect_ratio=PAPER_CUT_ASPECT_RATIO,
+    num_classes: int | None = None,
+    mode: str = "batch",
+    pairing: str = "permute",
+    label_smoothing: float = 0.0,
+    layout: str | None = None,
+) -> tuple[chex.Array, chex.Array]:
+  """Mixes a batch with GridMix (Baek et al., 2021).
+
+  A grid of ``n`` holes across a random crop (hole side ratio ``√(1 − λ)`` of its
+  patch, ``λ ~ Beta(α, α)``) is pasted from each example's partner (mask ``M``):
+
+    ``x̃_i = M_i ⊙ x_p + (1 − M_i) ⊙ x_i``,  ``ỹ_i = w_i·y_i + (1 − w_i)·y_p``,
+    ``w_i = 1 − |M_i|/(H·W)`` (exact).
+
+  Pixels are copied, so the dtype is kept (uint8 stays uint8). The defaults are
+  OpenMixup's CIFAR ones (see the module docstring); they need images at least
+  16 pixels wide or so: the narrowest crop must be at least ``2·n_hi`` wide
+  (``⌊√(⌊H·W·a_lo⌋/s_hi)⌋ ≥ 2·n_hi``, the reference's own check), e.g. on 8×8
+  images ``n_holes`` must be at most 2.
+
+  Args:
+    key: a PRNG key.
+    images: ``[B, H, W, C]`` or ``[B, H, W]``, float or integer.
+    labels: int class ids ``[B]`` (with ``num_classes``) or rows ``[B, K]``.
+    alpha: ``α > 0`` of ``Beta(α, α)``; 1 (OpenMixup).
+    n_holes: holes across the crop, an int or a pair ``(lo, hi)``; ``(2, 6)``.
+    hole_aspect_ratio: patch height / width, a number or a range; 1.
+    cut_area_ratio: crop area / image area, in ``(0, 1]``; ``(0.5, 1)``.
+    cut_aspect_ratio: crop height / width; ``(0.5, 2)``.
+    num_classes: ``K``.
+    mode: ``"batch"`` (one grid, the reference) or ``"elem"`` (one per example).
+    pairing: ``"permute"`` (default), ``"flip"`` or ``"roll"``.
+    label_smoothing: ``ε`` applied to the labels before mixing.
+    layout: as in :func:`~mixjax.cutmix`.
+
+  Returns:
+    ``(x̃, ỹ)``: mixed images (input dtype) and float32 soft labels ``[B, K]``.
+
+  Raises:
+    ValueError: at trace time for ``α ≤ 0``, malformed ranges, ranges the image
+      is too small for (see :func:`sample_gridmix_masks`), an unknown
+      ``mode``/``pairing``/``layout``, images without two spatial axes or that look
+      channels-first, a batch mismatch or labels that do not fit ``num_classes``.
+  """
+  batch = _validation.check_batch(images)
+  height, width = _validation.check_spatial(images, layout)
+  params = sample_gridmix(key, batch, (height, width), alpha=alpha, n_holes=n_holes,
+                          hole_aspect_ratio=hole_aspect_ratio, cut_area_ratio=cut_area_ratio,
+                          cut_aspect_ratio=cut_aspect_ratio, mode=mode, pairing=pairing)
+  return apply_mix(params, images, labels, num_classes, label_smoothing, layout=layout)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GridMix(Mixer):
+  """GridMix as a :class:`~mixjax.Mixer` (registered as ``"gridmix"``).
+
+  Draws :func:`sample_gridmix`. The ranges are checked (and a number ``v`` kept
+  as the pair ``(v, v)``, which draws the same) when the mixer is built; whether
+  they fit the image is checked when it draws.
+
+  Attributes:
+    alpha: ``α > 0`` of ``Beta(α, α)``; 1.
+    n_holes: ``(2, 6)``.
+    hole_aspect_ratio: ``(1, 1)``.
+    cut_area_ratio: ``(0.5, 1)``.
+    cut_aspect_ratio: ``(0.5, 2)``.
+  """
+  alpha: float = 1.0
+  n_holes: tuple[int, int] = PAPER_N_HOLES
+  hole_aspect_ratio: tuple[float, float] = (PAPER_HOLE_ASPECT_RATIO,) * 2
+  cut_area_ratio: tuple[float, float] = PAPER_CUT_AREA_RATIO
+  cut_aspect_ratio: tuple[float, float] = PAPER_CUT_ASPECT_RATIO
+
+  spatial = True
+
+  def validate(self):
+    _validation.check_alpha(self.alpha)
+    checked = _ranges(self.n_holes, self.hole_aspect_ratio, self.cut_area_ratio,
+                      self.cut_aspect_ratio)
+    for name, value in zip(("n_holes", "hole_aspect_ratio", "cut_area_ratio",
+                            "cut_aspect_ratio"), checked, strict=True):
+      object.__setattr__(self, name, value)
+
+  def draw(self, key, batch_size, image_shape):
+    return sample_gridmix(key, batch_size, spatial_size(image_shape), alpha=self.alpha,
+                          n_holes=self.n_holes, hole_aspect_ratio=self.hole_aspect_ratio,
+                          cut_area_ratio=self.cut_area_ratio,
+                          cut_aspect_ratio=self.cut_aspect_ratio, mode=self.mode,
+                          pairing=self.pairing)

@@ -10,10 +10,14 @@ import dataclasses
 
 from mixjax.compose import Choice
 from mixjax.cutmix import CutMix
+from mixjax.fmix import FMix
+from mixjax.gridmix import GridMix
 from mixjax.mixer import Identity, Mixer
 from mixjax.mixup import Mixup
 from mixjax.policy import Policy
 from mixjax.resizemix import ResizeMix
+from mixjax.saliencymix import SaliencyMix
+from mixjax.smoothmix import SmoothMix
 
 _MIXERS: dict[str, type[Mixer]] = {}
 
@@ -76,3 +80,7 @@ register_mixer("cutmix", CutMix)
 register_mixer("policy", Policy)
 register_mixer("choice", Choice)
 register_mixer("resizemix", ResizeMix)
+register_mixer("fmix", FMix)
+register_mixer("gridmix", GridMix)
+register_mixer("smoothmix", SmoothMix)
+register_mixer("saliencymix", SaliencyMix)

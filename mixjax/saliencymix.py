@@ -51,12 +51,17 @@ images to uint8 (``INTER_LINEAR_EXACT``'s fixed point); here they stay float.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from mixjax import _validation
+from mixjax.mixer import Mixer, box_params
+from mixjax.params import MixParams, apply_mix
 from mixjax.sampling import sample_lambda, sample_partners
 
 SALIENCY_SIZE = 64  # OpenCV's resImWidth = resImHeight = 64.
@@ -222,3 +227,106 @@ def sample_saliencymix_boxes(
   boxes = boxes_at(rows, cols, lam, height, width)
   return (perm, jnp.broadcast_to(boxes, (batch, 4)),
           jnp.broadcast_to(lam, (batch,)))
+
+
+def sample_saliencymix(
+    key: chex.PRNGKey,
+    images: chex.Array,
+    *,
+    alpha: float = 1.0,
+    mode: str = "batch",
+    pairing: str = "permute",
+) -> MixParams:
+  """Draws a SaliencyMix from the batch: :func:`sample_saliencymix_boxes` as a mix.
+
+  Unlike the other ``sample_*`` functions this one needs the pixels (the boxes
+  follow the partners' saliency), so it takes ``images`` instead of a batch size
+  and an image size.
+
+  Returns:
+    :class:`~mixjax.MixParams` with the boxes (pasted in place from the partner,
+    as CutMix) and ``label_weight = 1 − area/(H·W)`` (:func:`~mixjax.box_params`).
+  """
+  perm, boxes, _ = sample_saliencymix_boxes(key, images, alpha=alpha, mode=mode,
+                                            pairing=pairing)
+  return box_params(perm, boxes, (images.shape[1], images.shape[2]))
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("alpha", "num_classes", "mode", "pairing", "label_smoothing", "layout"))
+def saliencymix(
+    key: chex.PRNGKey,
+    images: chex.Array,
+    labels: chex.Array,
+    *,
+    alpha: float = 1.0,
+    num_classes: int | None = None,
+    mode: str = "batch",
+    pairing: str = "permute",
+    label_smoothing: float = 0.0,
+    layout: str | None = None,
+) -> tuple[chex.Array, chex.Array]:
+  """Mixes a batch with SaliencyMix (Uddin et al., 2021).
+
+  ``λ ~ Beta(α, α)``; the CutMix box of side ratio ``√(1 − λ)`` is centred on the
+  peak of the partner's spectral-residual saliency map (:func:`saliency_maps`,
+  computed here on the device) and pasted from the partner (box ``R``):
+
+    ``x̃_i = R_i ⊙ x_p + (1 − R_i) ⊙ x_i``,  ``ỹ_i = w_i·y_i + (1 − w_i)·y_p``,
+    ``w_i = 1 − |R_i|/(H·W)`` (exact, after clipping).
+
+  ``mode="batch"`` is the reference: one ``λ`` and one box for the batch, on the
+  first partner's peak; ``"elem"`` draws ``λ`` and centres the box per example on
+  its own partner's peak. Pixels are copied, so the dtype is kept. The map is
+  computed at 64×64 whatever the image size (OpenCV's rule): small images (e.g.
+  8×8 digits) are upsampled for it, which works but finds only coarse peaks.
+
+  Args:
+    key: a PRNG key.
+    images: ``[B, H, W, C]`` with ``C ∈ {1, 3}`` (RGB) or ``[B, H, W]``, float or
+      integer.
+    labels: int class ids ``[B]`` (with ``num_classes``) or rows ``[B, K]``.
+    alpha: ``α > 0``; 1 (the reference's ``--beta 1``).
+    num_classes: ``K``.
+    mode: ``"batch"`` or ``"elem"``.
+    pairing: ``"permute"`` (default), ``"flip"`` or ``"roll"``.
+    label_smoothing: ``ε`` applied to the labels before mixing.
+    layout: as in :func:`~mixjax.cutmix` (the saliency needs ``C ∈ {1, 3}``, so a
+      batch that looks channels-first is refused either way).
+
+  Returns:
+    ``(x̃, ỹ)``: mixed images (input dtype) and float32 soft labels ``[B, K]``.
+
+  Raises:
+    ValueError: at trace time for ``α ≤ 0``, an unknown ``mode``/``pairing``/
+      ``layout``, images that are not ``[B, H, W(, C)]`` with ``C ∈ {1, 3}`` or that
+      look channels-first, a batch mismatch or labels that do not fit ``num_classes``.
+  """
+  _validation.check_batch(images)
+  _validation.check_spatial(images, layout)
+  params = sample_saliencymix(key, images, alpha=alpha, mode=mode, pairing=pairing)
+  return apply_mix(params, images, labels, num_classes, label_smoothing, layout=layout)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SaliencyMix(Mixer):
+  """SaliencyMix as a :class:`~mixjax.Mixer` (registered as ``"saliencymix"``).
+
+  Draws :func:`sample_saliencymix` from the batch it gets (``uses_images``).
+
+  Attributes:
+    alpha: ``α > 0`` of ``Beta(α, α)``; 1 in the reference.
+  """
+  alpha: float = 1.0
+
+  spatial = True
+  uses_images = True
+
+  def validate(self):
+    _validation.check_alpha(self.alpha)
+
+  def draw(self, key, batch_size, image_shape, *, images):
+    del batch_size, image_shape  # Checked against images by Mixer.sample.
+    return sample_saliencymix(key, images, alpha=self.alpha, mode=self.mode,
+                              pairing=self.pairing)

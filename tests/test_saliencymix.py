@@ -1,5 +1,7 @@
 """SaliencyMix: spectral-residual saliency against numpy (and OpenCV), peaks, boxes, modes."""
 
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,8 +9,10 @@ import pytest
 from scipy import stats
 
 from mixjax import boxes as boxes_lib
-from mixjax import saliencymix
 from tests.tolerances import assert_close_in_ulps, ulps_apart
+
+# The module, not the function mx.saliencymix that the package exports under its name.
+saliencymix = importlib.import_module("mixjax.saliencymix")
 
 # --- OpenCV's StaticSaliencySpectralResidual (opencv_contrib 65fc3f1), numpy float64. -----
 
