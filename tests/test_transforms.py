@@ -1,4 +1,5 @@
-"""The ops under jit, vmap, grad, shard_map and pmap, with typed and legacy keys."""
+"""The ops (Mixup, CutMix, the policy and the mask methods) under jit, vmap, grad,
+shard_map and pmap, with typed and legacy keys."""
 
 import chex
 import jax
@@ -44,8 +45,51 @@ def _eager_mix(key, x, labels=LABELS):
   return mixjax.apply_mix(mixjax.sample_mix(key, B, (8, 8), POLICY), x, labels, B)
 
 
-OPS = {"mixup": _mixup, "cutmix": _cutmix, "policy": _mix}
-EAGER = {"mixup": _eager_mixup, "cutmix": _eager_cutmix, "policy": _eager_mix}
+# The mask methods, elem mode. GridMix's CIFAR defaults (2–6 holes) do not fit 8×8
+# images (at most 2 holes across the narrowest crop, 4 pixels wide): 1–2 holes here.
+GRID = {"n_holes": (1, 2)}
+
+
+def _fmix(key, x, labels=LABELS):
+  return mixjax.fmix(key, x, labels, num_classes=B, mode="elem")
+
+
+def _gridmix(key, x, labels=LABELS):
+  return mixjax.gridmix(key, x, labels, num_classes=B, mode="elem", **GRID)
+
+
+def _smoothmix(key, x, labels=LABELS):
+  return mixjax.smoothmix(key, x, labels, num_classes=B, mode="elem")
+
+
+def _saliencymix(key, x, labels=LABELS):
+  return mixjax.saliencymix(key, x, labels, num_classes=B, mode="elem")
+
+
+def _eager_fmix(key, x, labels=LABELS):
+  return mixjax.apply_mix(mixjax.sample_fmix(key, B, (8, 8), mode="elem"), x, labels, B)
+
+
+def _eager_gridmix(key, x, labels=LABELS):
+  return mixjax.apply_mix(mixjax.sample_gridmix(key, B, (8, 8), mode="elem", **GRID), x,
+                          labels, B)
+
+
+def _eager_smoothmix(key, x, labels=LABELS):
+  return mixjax.apply_mix(mixjax.sample_smoothmix(key, B, (8, 8), mode="elem"), x, labels, B)
+
+
+def _eager_saliencymix(key, x, labels=LABELS):
+  return mixjax.apply_mix(mixjax.sample_saliencymix(key, x, mode="elem"), x, labels, B)
+
+
+OPS = {"mixup": _mixup, "cutmix": _cutmix, "policy": _mix, "fmix": _fmix,
+       "gridmix": _gridmix, "smoothmix": _smoothmix, "saliencymix": _saliencymix}
+EAGER = {"mixup": _eager_mixup, "cutmix": _eager_cutmix, "policy": _eager_mix,
+         "fmix": _eager_fmix, "gridmix": _eager_gridmix, "smoothmix": _eager_smoothmix,
+         "saliencymix": _eager_saliencymix}
+PASTE = ("cutmix", "fmix", "gridmix", "saliencymix")  # Pixels copied: exact everywhere.
+MASKS = ("fmix", "gridmix", "smoothmix", "saliencymix")
 
 
 def _images(shape=SHAPE, seed=0):
@@ -68,7 +112,7 @@ def test_jit_equals_eager(name):
     key = jax.random.key(seed)
     jitted, eager = OPS[name](key, x), EAGER[name](key, x)
     chex.assert_trees_all_close(jitted, eager, rtol=0, atol=BLEND_ATOL)
-    if name == "cutmix":
+    if name in PASTE:
       chex.assert_trees_all_equal(jitted[0], eager[0])
 
 
@@ -100,7 +144,7 @@ def test_vmap_over_groups_equals_loop(name):
     out_g, y_g = op(keys[g], xs[g], ys[g])
     np.testing.assert_allclose(out[g], out_g, rtol=0, atol=BLEND_ATOL)
     np.testing.assert_allclose(y[g], y_g, rtol=0, atol=1e-7)
-    if name == "cutmix":
+    if name in PASTE:
       np.testing.assert_array_equal(out[g], out_g)
 
 
@@ -177,6 +221,33 @@ def test_shard_map_equals_per_shard_calls(style):
     np.testing.assert_allclose(out[part], out_d, rtol=0, atol=BLEND_ATOL)
     np.testing.assert_allclose(labels[part], labels_d, rtol=0, atol=1e-7)
   # Devices draw independently.
+  assert len({tuple(_partner(labels[d * B:(d + 1) * B])) for d in range(devices)}) > 1
+
+
+@pytest.mark.parametrize("name", MASKS)
+def test_mask_methods_under_shard_map_equal_per_shard_calls(name):
+  """Each of the 4 devices mixes its own shard with its own key (elem mode)."""
+  devices = 4
+  mesh = jax.make_mesh((devices,), ("data",))
+  op = OPS[name]
+  keys = jax.random.split(jax.random.key(11), devices)
+  x = _images((devices * B,) + SHAPE[1:], seed=12)
+  y = jnp.tile(LABELS, devices)
+  sharded = jax.device_put((keys, x, y), NamedSharding(mesh, P("data")))
+  per_device = jax.jit(jax.shard_map(
+      lambda key, x, y: op(key[0], x, y), mesh=mesh,
+      in_specs=(P("data"), P("data"), P("data")), out_specs=(P("data"), P("data"))))
+  out, labels = per_device(*sharded)
+  assert out.sharding.spec[0] == "data"
+  out, labels = np.asarray(out), np.asarray(labels)
+  for d in range(devices):
+    part = slice(d * B, (d + 1) * B)
+    out_d, labels_d = op(keys[d], x[part], y[part])
+    if name in PASTE:
+      np.testing.assert_array_equal(out[part], out_d)
+    else:
+      np.testing.assert_allclose(out[part], out_d, rtol=0, atol=BLEND_ATOL)
+    np.testing.assert_allclose(labels[part], labels_d, rtol=0, atol=1e-7)
   assert len({tuple(_partner(labels[d * B:(d + 1) * B])) for d in range(devices)}) > 1
 
 
