@@ -44,10 +44,21 @@ def get_config() -> ml_collections.ConfigDict:
   c.mix_layers = ml_collections.config_dict.placeholder(tuple)
   # Further mixer hyper-parameters (keyword arguments of mixjax.get_mixer), passed
   # to each method that takes them; None keeps the default. n: examples per mix
-  # (n-way Mixup / Manifold Mixup); scope: ResizeMix's (min, max) box side ratio.
+  # (n-way Mixup / Manifold Mixup); scope: ResizeMix's (min, max) box side ratio;
+  # decay_power, max_soft, spectrum: FMix's; n_holes, hole_aspect_ratio,
+  # cut_area_ratio, cut_aspect_ratio: GridMix's (lo, hi) ranges; sigma: SmoothMix's
+  # (lo, hi) range of σ/H.
   c.mix_kwargs = ml_collections.ConfigDict({
       "n": ml_collections.config_dict.placeholder(int),
       "scope": ml_collections.config_dict.placeholder(tuple),
+      "decay_power": ml_collections.config_dict.placeholder(float),
+      "max_soft": ml_collections.config_dict.placeholder(float),
+      "spectrum": ml_collections.config_dict.placeholder(str),
+      "n_holes": ml_collections.config_dict.placeholder(tuple),
+      "hole_aspect_ratio": ml_collections.config_dict.placeholder(tuple),
+      "cut_area_ratio": ml_collections.config_dict.placeholder(tuple),
+      "cut_aspect_ratio": ml_collections.config_dict.placeholder(tuple),
+      "sigma": ml_collections.config_dict.placeholder(tuple),
   })
   c.label_smoothing = 0.0
   # The loss (mixjax.losses.LOSSES): "ce", soft-target cross-entropy (the Mixup and

@@ -285,6 +285,24 @@ def test_one_and_four_devices_take_the_same_steps(batch_norm):
       assert_trees_close_in_ulps(*results, STEP_ULPS)
 
 
+@pytest.mark.parametrize("method", ["fmix", "gridmix", "smoothmix", "saliencymix", "resizemix"])
+def test_mask_methods_train_on_digits_from_config_methods(tmp_path, method):
+  """Each registered method trains from ``config.methods`` with the digits config (its
+  paper's defaults, GridMix with the 2 holes that fit 8×8): one epoch, finite loss."""
+  config = _config(methods=(method,), num_epochs=1, eval_every_epochs=100)
+  (result,) = training.compare(config, str(tmp_path), log=lambda line: None)
+  assert result["method"] == method and result["epochs"] == 1
+  assert np.isfinite(result["train_loss"]) and result["accuracy"] > 0.3
+  assert (tmp_path / method / "metrics.jsonl").exists()
+
+
+def test_gridmix_defaults_do_not_fit_digits_and_say_so(tmp_path):
+  config = _config(methods=("gridmix",), num_epochs=1)
+  config.mix_kwargs.n_holes = None  # GridMix's CIFAR default, 2-6 holes.
+  with pytest.raises(ValueError, match=r"so n_holes <= 2, got \(2, 6\)"):
+    training.compare(config, str(tmp_path), log=lambda line: None)
+
+
 def test_compare_checks_every_method_before_training(tmp_path):
   config = _config(methods=("erm", "mixdown"))
   with pytest.raises(ValueError, match="mixdown"):
