@@ -297,10 +297,11 @@ def test_mask_methods_train_on_digits_from_config_methods(tmp_path, method):
 
 
 def test_gridmix_defaults_do_not_fit_digits_and_say_so(tmp_path):
-  config = _config(methods=("gridmix",), num_epochs=1)
+  config = _config(methods=("erm", "gridmix"), num_epochs=1)
   config.mix_kwargs.n_holes = None  # GridMix's CIFAR default, 2-6 holes.
   with pytest.raises(ValueError, match=r"so n_holes <= 2, got \(2, 6\)"):
     training.compare(config, str(tmp_path), log=lambda line: None)
+  assert not (tmp_path / "erm").exists(), "checked before the first method trains"
 
 
 def test_compare_checks_every_method_before_training(tmp_path):

@@ -351,10 +351,12 @@ def compare(
 ) -> list[dict]:
   """Trains every method in ``config.methods`` (each in ``workdir/<method>``).
 
-  Every method is validated before the first one trains.
+  Every method is validated before the first one trains, its draw against the
+  dataset's image shape too.
   """
+  image_shape = load_dataset(config.dataset, config.get("data_dir")).image_shape
   for name in config.methods:
-    method_from_config(config, name).validate()
+    method_from_config(config, name).validate(image_shape)
   return [train_and_evaluate(config, os.path.join(workdir, name), name, resume, log)
           for name in config.methods]
 

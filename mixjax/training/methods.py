@@ -14,6 +14,8 @@ import dataclasses
 from typing import Any
 
 import chex
+import jax
+import jax.numpy as jnp
 
 from mixjax import registry
 from mixjax.manifold import MixPlan, sample_plan
@@ -149,8 +151,14 @@ class Method:
     values.update(hparams)
     return registry.get_mixer(self.name, **values)
 
-  def validate(self) -> None:
-    """Raises ``ValueError`` for hyper-parameters the method cannot use."""
+  def validate(self, image_shape: tuple[int, ...] | None = None) -> None:
+    """Raises ``ValueError`` for hyper-parameters the method cannot use.
+
+    With ``image_shape`` (``(H, W, C)`` of the data) a mixer's draw is also
+    traced (``jax.eval_shape``, nothing computed) on a batch of that shape, so
+    hyper-parameters that do not fit the images (e.g. more GridMix holes than
+    fit) fail here rather than when training reaches the method.
+    """
     if self.name == "erm":
       return
     if self.name == "manifold_mixup":
@@ -160,7 +168,11 @@ class Method:
       if unknown:
         raise ValueError(f"manifold_mixup does not take {unknown}; it takes ['n'].")
       return
-    self.mixer()
+    mixer = self.mixer()
+    if image_shape is not None:
+      images = jax.ShapeDtypeStruct((2, *image_shape), jnp.uint8)
+      jax.eval_shape(lambda key, images: mixer.sample(key, 2, image_shape, images=images),
+                     jax.random.key(0), images)
 
 
 def draw_plan(
