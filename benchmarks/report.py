@@ -324,6 +324,19 @@ def scaling_section(rep):
   return "\n".join(out)
 
 
+def processes_section(rep):
+  out = [f"### Processes × devices (`bench_scaling.py --layouts`, jax.distributed, global batch "
+         f"{rep['args']['batch_size']}, {rep['args']['dtype']})", "",
+         f"{rep['date']}; {rep['machine']['cpu']}, {rep['machine']['cores']} cores; "
+         f"load average before {rep['loadavg_start']}; other processes used at most "
+         f"{max_other(rep)} cores", ""]
+  rows = [[r["layout"], fmt(r["steps_per_s"], 3), fmt(r["images_per_s"]), fmt(r["vs_first"]),
+           fmt(r.get("cores_used")), fmt(r["compile_s"])] for r in rep["results"]]
+  out.append(table(["processes × devices", "steps/s", "images/s", "vs first",
+                    "cores busy (process 0)", "compile s"], rows))
+  return "\n".join(out)
+
+
 def cpu_options_section(rep):
   out = ["### XLA:CPU library fusions for the train step (`bench_cpu_options.py`)", "",
          header_of(rep), "",
@@ -431,6 +444,8 @@ def main():
     parts += [backward_section(load(os.path.basename(name))), ""]
   for name in sorted(glob.glob(os.path.join(_common.RESULTS, "scaling_*.json"))):
     parts += [scaling_section(load(os.path.basename(name))), ""]
+  for name in sorted(glob.glob(os.path.join(_common.RESULTS, "processes_*.json"))):
+    parts += [processes_section(load(os.path.basename(name))), ""]
   path = os.path.join(_common.RESULTS, "RESULTS.md")
   with open(path, "w") as f:
     f.write("\n".join(parts))
