@@ -45,12 +45,14 @@ def get_config() -> ml_collections.ConfigDict:
   # Further mixer hyper-parameters (keyword arguments of mixjax.get_mixer), passed
   # to each method that takes them; None keeps the default. n: examples per mix
   # (n-way Mixup / Manifold Mixup); scope: ResizeMix's (min, max) box side ratio;
+  # tau_alpha: ResizeMix's τ ~ Beta(α, α) (OpenMixup's use_alpha) instead of U(scope);
   # decay_power, max_soft, spectrum: FMix's; n_holes, hole_aspect_ratio,
   # cut_area_ratio, cut_aspect_ratio: GridMix's (lo, hi) ranges; sigma: SmoothMix's
   # (lo, hi) range of σ/H.
   c.mix_kwargs = ml_collections.ConfigDict({
       "n": ml_collections.config_dict.placeholder(int),
       "scope": ml_collections.config_dict.placeholder(tuple),
+      "tau_alpha": ml_collections.config_dict.placeholder(float),
       "decay_power": ml_collections.config_dict.placeholder(float),
       "max_soft": ml_collections.config_dict.placeholder(float),
       "spectrum": ml_collections.config_dict.placeholder(str),

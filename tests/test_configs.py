@@ -17,7 +17,9 @@ from mixjax.training import METHODS, method_from_config
 from mixjax.training.state import make_schedule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECIPES = ["cifar_erm", "cifar_mixup", "cifar_manifold_mixup", "cifar_cutmix"]
+RECIPES = ["cifar_erm", "cifar_mixup", "cifar_manifold_mixup", "cifar_cutmix", "cifar_fmix",
+           "cifar_saliencymix", "cifar_resizemix", "cifar_gridmix", "cifar_smoothmix"]
+OPENMIXUP = ("cifar_resizemix", "cifar_gridmix", "cifar_smoothmix")
 ARGS = [None, "cifar10,preact_resnet18", "cifar10,wide_resnet28_10",
         "cifar100,preact_resnet18", "cifar100,wide_resnet28_10"]
 
@@ -32,6 +34,31 @@ class Per(dict):
 MC = "facebookresearch/mixup-cifar10@eaff31a/"
 MM = "vikasverma1077/manifold_mixup@870ef77/supervised/"
 CM = "clovaai/CutMix-PyTorch@2d8eb68/"
+FM = "ecs-vlc/FMix@e5991dc/"
+SM = "afm-shahab-uddin/SaliencyMix@9ee02b8/SaliencyMix_CIFAR/"
+OM = "Westlake-AI/openmixup@37e1372/"
+OMB = OM + "configs/classification/cifar100/mixups/basic/r18_mixups_CE_none.py:"
+OMD = OM + "configs/classification/_base_/datasets/cifar100/sz32_bs100.py:"
+OMDOC = OM + "docs/en/mixup_benchmarks/Mixup_cifar.md:"
+OMA = OM + "openmixup/models/augments/"
+
+OPENMIXUP_CIFAR100_R18 = {
+    "dataset": (FROM_ARG, OMD + "2 (CIFAR-100); " + OMDOC + "54 (CIFAR-10, same settings)"),
+    "model": (FROM_ARG, OMB + "25-31 (CIFAR ResNet-18: not in mixjax, ours kept)"),
+    "prob": (1.0, OM + "openmixup/models/classifiers/mixup_classification.py:300-311"),
+    "mix_mode": ("batch", OMA + "{resizemix,gridmix,smoothmix}.py (one λ, mask, permutation)"),
+    "loss": ("ce", OMB + "32-35 (CrossEntropyLoss)"),
+    "learning_rate": (0.1, OMB + "46"),
+    "momentum": (0.9, OMB + "46"),
+    "nesterov": (False, OMB + "46 (SGD without nesterov)"),
+    "weight_decay": (1e-4, OMB + "46"),
+    "schedule": ("cosine", OMB + "50 (CosineAnnealing, min_lr 0; by epoch)"),
+    "warmup_epochs": (0.0, OMB + "50 (no warm-up)"),
+    "num_epochs": (200, OMDOC + "102, 111 (200-epoch column; " + OMB + "53 has 400)"),
+    "batch_size": (100, OMD + "18; configs/classification/cifar100/mixups/auto_train_mixups.py:56"),
+    "padding": (4, OMD + "7 (reflect padding there; zeros here)"),
+    "flip": (True, OMD + "8"),
+}
 
 MIXUP_CIFAR10 = {
     "dataset": (FROM_ARG, MC + "train.py:74 (CIFAR-10; CIFAR-100 in the paper, Sec. 3.2)"),
@@ -117,6 +144,76 @@ REFERENCE = {
         "padding": (4, CM + "train.py:81"),
         "flip": (True, CM + "train.py:82"),
     },
+    "cifar_fmix": {
+        "dataset": (FROM_ARG, FM + "trainer.py:21-22; experiments/cifar_experiment.sh:4, 9-16"),
+        "model": (FROM_ARG, FM + "experiments/cifar_experiment.sh:18-34; models/resnet.py:176-177 "
+                  "(PreActResNet-18); models/models.py:17-18 (WRN-28-10)"),
+        "methods": (("fmix",), FM + "trainer.py:110-111, 134"),
+        "alpha": (1.0, FM + "trainer.py:50"),
+        "mix_kwargs.decay_power": (3.0, FM + "trainer.py:51"),
+        "mix_kwargs.max_soft": (0.0, FM + "trainer.py:111"),
+        "mix_kwargs.spectrum": ("reference", FM + "fmix.py:36-53 (get_spectrum)"),
+        "prob": (1.0, FM + "trainer.py:134 (every batch)"),
+        "mix_mode": ("batch", FM + "implementations/torchbearer_implementation.py:72-73"),
+        "loss": ("ce", FM + "implementations/torchbearer_implementation.py:18-22; trainer.py:145"),
+        "learning_rate": (0.1, FM + "experiments/cifar_experiment.sh:54"),
+        "batch_size": (128, FM + "experiments/cifar_experiment.sh:23, 32, 54"),
+        "num_epochs": (200, FM + "experiments/cifar_experiment.sh:21, 30"),
+        "schedule": ("step", FM + "experiments/cifar_experiment.sh:24, 33; trainer.py:138"),
+        "milestones": ((100, 150), FM + "experiments/cifar_experiment.sh:22, 31; trainer.py:138"),
+        "gamma": (0.1, FM + "trainer.py:138 (torchbearer MultiStepLR default)"),
+        "warmup_epochs": (0.0, FM + "trainer.py:31, 139 (--lr-warmup False)"),
+        "momentum": (0.9, FM + "trainer.py:90"),
+        "nesterov": (False, FM + "trainer.py:90 (optim.SGD without nesterov)"),
+        "weight_decay": (1e-4, FM + "trainer.py:90"),
+        "padding": (4, FM + "datasets/datasets.py:22"),
+        "flip": (True, FM + "datasets/datasets.py:22"),
+    },
+    "cifar_saliencymix": {
+        "dataset": (FROM_ARG, SM + "command.sh:4, 19 (cifar10, cifar100)"),
+        "model": (FROM_ARG, SM + "saliencymix.py:138-150 (post-activation ResNet-18: not in "
+                  "mixjax, ours kept; WRN-28-10)"),
+        "methods": (("saliencymix",), SM + "saliencymix.py:234-248"),
+        "alpha": (1.0, SM + "command.sh:4, 19 (--beta 1.0); saliencymix.py:237"),
+        "prob": (0.5, SM + "command.sh:4, 19 (--salmix_prob 0.5); saliencymix.py:234-235"),
+        "mix_mode": ("batch", SM + "saliencymix.py:237-243 (one λ, one box, one permutation)"),
+        "loss": ("ce", SM + "saliencymix.py:154, 248"),
+        "learning_rate": (0.1, SM + "command.sh:4, 19"),
+        "batch_size": (128, SM + "command.sh:4, 19"),
+        "num_epochs": (200, SM + "saliencymix.py:33 (default; the commands do not set it)"),
+        "schedule": ("step", SM + "saliencymix.py:161"),
+        "milestones": ((61, 121, 161), SM + "saliencymix.py:161, stepped after each epoch: 272"),
+        "gamma": (0.2, SM + "saliencymix.py:161"),
+        "warmup_epochs": (0.0, SM + "saliencymix.py:158-161 (no warm-up)"),
+        "momentum": (0.9, SM + "saliencymix.py:155"),
+        "nesterov": (True, SM + "saliencymix.py:156"),
+        "weight_decay": (5e-4, SM + "saliencymix.py:156"),
+        "padding": (4, SM + "saliencymix.py:70 (--data_augmentation)"),
+        "flip": (True, SM + "saliencymix.py:71"),
+        "model_kwargs.dropout_rate": (Per(preact_resnet18=None, wide_resnet28_10=0.3),
+                                      SM + "saliencymix.py:148-150 (dropRate=0.3)"),
+    },
+    "cifar_resizemix": {
+        **OPENMIXUP_CIFAR100_R18,
+        "methods": (("resizemix",), OMB + "11; auto_train_mixups.py:42-43"),
+        "mix_kwargs.scope": ((0.1, 0.8), OMB + "22; " + OMA + "resizemix.py:86-95"),
+        "mix_kwargs.tau_alpha": (1.0, OMB + "10, 22 (use_alpha=True); " + OMDOC + "123; "
+                                 + OMA + "resizemix.py:87-90"),
+    },
+    "cifar_gridmix": {
+        **OPENMIXUP_CIFAR100_R18,
+        "methods": (("gridmix",), OMB + "11; auto_train_mixups.py:42-43"),
+        "alpha": (0.2, OMDOC + "122; auto_train_mixups.py:48; " + OMA + "gridmix.py:100-101"),
+        "mix_kwargs.n_holes": ((2, 6), OMB + "17; " + OMA + "gridmix.py:103, 108"),
+        "mix_kwargs.hole_aspect_ratio": ((1.0, 1.0), OMB + "17; " + OMA + "gridmix.py:104, 109"),
+        "mix_kwargs.cut_area_ratio": ((0.5, 1.0), OMB + "18; " + OMA + "gridmix.py:105, 110"),
+        "mix_kwargs.cut_aspect_ratio": ((0.5, 2.0), OMB + "18; " + OMA + "gridmix.py:106, 111"),
+    },
+    "cifar_smoothmix": {
+        **OPENMIXUP_CIFAR100_R18,
+        "methods": (("smoothmix",), OMB + "11; auto_train_mixups.py:42-43"),
+        "mix_kwargs.sigma": ((0.25, 0.5), OMA + "smoothmix.py:71"),
+    },
 }
 
 
@@ -169,7 +266,8 @@ def test_every_recipe_field_equals_its_reference(name, arg):
   config = _flat(_get(name, arg))
   dataset, model = (arg or "cifar10,preact_resnet18").split(",")
   for field, (value, citation) in REFERENCE[name].items():
-    assert citation.split("/")[0] in ("facebookresearch", "vikasverma1077", "clovaai")
+    assert citation.split("/")[0] in ("facebookresearch", "vikasverma1077", "clovaai",
+                                      "ecs-vlc", "afm-shahab-uddin", "Westlake-AI")
     expected = _expected(field, value, dataset, model)
     assert field in config, f"{name}: no field {field}"
     assert config[field] == expected, (
@@ -206,6 +304,16 @@ def _reference_lr(name, epoch, config):
       else:
         break
     return lr
+  if name == "cifar_fmix":
+    # FMix trainer.py:138: torchbearer's MultiStepLR, lr·0.1 from epoch 100 and from 150.
+    return lr * 0.1 ** sum(epoch >= m for m in (100, 150))
+  if name == "cifar_saliencymix":
+    # SaliencyMix saliencymix.py:161, 272: MultiStepLR([60, 120, 160], 0.2).step(epoch)
+    # after training epoch `epoch`, so epoch e trains at the rate set after e - 1.
+    return lr * 0.2 ** sum(epoch - 1 >= m for m in (60, 120, 160)) if epoch else lr
+  if name in OPENMIXUP:
+    # mmcv's CosineAnnealingLrUpdaterHook (OpenMixup B:50), by epoch, min_lr 0.
+    return lr * (1 + np.cos(np.pi * epoch / config.num_epochs)) / 2
   # CutMix-PyTorch train.py:369-372, called at the start of the epoch (179-181).
   n = config.num_epochs
   return lr * 0.1 ** (epoch // (n * 0.5)) * 0.1 ** (epoch // (n * 0.75))
@@ -220,9 +328,16 @@ def test_recipe_schedule_equals_the_reference_code_epoch_by_epoch(name, arg):
       config.learning_rate, config.num_epochs * steps_per_epoch, steps_per_epoch,
       config.schedule, config.warmup_epochs, config.milestones, config.gamma)
   steps = np.arange(config.num_epochs * steps_per_epoch)
+  if name in OPENMIXUP:
+    # mmcv holds the cosine rate within an epoch; ours decays per step: compare each
+    # epoch's first step, where the two are the same formula.
+    steps = steps[::steps_per_epoch]
   ours = np.asarray(schedule(jnp.asarray(steps)), np.float64)
   expected = np.array([_reference_lr(name, int(s) // steps_per_epoch, config) for s in steps])
-  np.testing.assert_allclose(ours, expected, rtol=2 ** -22)  # float32 rate vs float64.
+  if name in OPENMIXUP:  # optax's float32 cosine: its error is absolute, not relative.
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=config.learning_rate * 2 ** -22)
+  else:
+    np.testing.assert_allclose(ours, expected, rtol=2 ** -22)  # float32 rate vs float64.
 
 
 def test_recipes_use_each_papers_hyper_parameters():
@@ -231,6 +346,16 @@ def test_recipes_use_each_papers_hyper_parameters():
   assert (manifold.alpha, manifold.layers, manifold.mode) == (2.0, (0, 1, 2), "batch")
   cutmix = method_from_config(_get("cifar_cutmix"), "cutmix")
   assert (cutmix.alpha, cutmix.prob, cutmix.mode) == (1.0, 0.5, "batch")
+  fmix = method_from_config(_get("cifar_fmix"), "fmix").mixer()
+  assert (fmix.alpha, fmix.decay_power, fmix.max_soft, fmix.prob) == (1.0, 3.0, 0.0, 1.0)
+  saliency = method_from_config(_get("cifar_saliencymix"), "saliencymix").mixer()
+  assert (saliency.alpha, saliency.prob, saliency.mode) == (1.0, 0.5, "batch")
+  resize = method_from_config(_get("cifar_resizemix"), "resizemix").mixer()
+  assert (tuple(resize.scope), resize.tau_alpha) == ((0.1, 0.8), 1.0)
+  grid = method_from_config(_get("cifar_gridmix"), "gridmix").mixer()
+  assert (grid.alpha, tuple(grid.n_holes)) == (0.2, (2, 6))
+  smooth = method_from_config(_get("cifar_smoothmix"), "smoothmix").mixer()
+  assert tuple(smooth.sigma) == (0.25, 0.5)
 
 
 def test_recipe_rejects_other_datasets_and_unreferenced_models():
