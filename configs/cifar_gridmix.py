@@ -15,48 +15,19 @@ A: ``openmixup/models/augments/gridmix.py``; docs: ``docs/en/mixup_benchmarks/Mi
   hole_aspect_ratio    (1.0, 1.0)     B:17 (1.); A:104, 109
   cut_area_ratio       (0.5, 1.0)     B:18; A:105, 110
   cut_aspect_ratio     (0.5, 2.0)     B:18; A:106, 111
-  prob                 1.0            mixup_classification.py:300-311 (every batch is mixed)
-  mix_mode             "batch"        A (one λ, one grid mask, one permutation per batch)
-  loss                 "ce"           B:32-35 (CrossEntropyLoss, λ-mixed)
-  learning_rate        0.1            B:46
-  momentum, nesterov   0.9, False     B:46 (SGD, no nesterov)
-  weight_decay         1e-4           B:46
-  schedule, warmup     cosine, 0      B:50 (CosineAnnealing to min_lr 0, no warm-up)
-  num_epochs           200            docs:102, 111 (the 200-epoch column of the R-18 table)
-  batch_size           100            D:18 (100 per GPU), auto_train_mixups.py:56 (1 GPU)
-  padding, flip        4, True        D:7-8
 
-Not reproduced: B:53 sets ``max_epochs=400``, a template that auto_train_mixups.py:53
-overrides (400/800/1200); the recipe follows the 200-epoch benchmark row of the docs
-(``--config.num_epochs=400`` for B's value). OpenMixup's cosine (mmcv's
-CosineAnnealingLrUpdaterHook, by epoch) holds the rate within an epoch; mixjax's
-``"cosine"`` decays it per step, equal at each epoch's first step. D:7 pads with
-``padding_mode="reflect"``; mixjax pads with zeros. B:25-31's network is OpenMixup's
-CIFAR ResNet-18 (``ResNet_Mix_CIFAR``, post-activation), which mixjax does not have:
-the recipe keeps the model of its argument (PreActResNet-18 or WRN-28-10).
+The settings every OpenMixup recipe shares (optimiser, schedule, epochs, batch,
+augmentation) and what is not reproduced of them: ``configs/openmixup.py``.
 """
 
-from configs import base
+from configs import openmixup
 
 
 def get_config(arg=None):
-  c = base.cifar_recipe(arg, "gridmix")
+  c = openmixup.cifar_recipe(arg, "gridmix")
   c.alpha = 0.2
   c.mix_kwargs.n_holes = (2, 6)
   c.mix_kwargs.hole_aspect_ratio = (1.0, 1.0)
   c.mix_kwargs.cut_area_ratio = (0.5, 1.0)
   c.mix_kwargs.cut_aspect_ratio = (0.5, 2.0)
-  c.prob = 1.0
-  c.mix_mode = "batch"
-  c.loss = "ce"
-  c.learning_rate = 0.1
-  c.momentum = 0.9
-  c.nesterov = False
-  c.weight_decay = 1e-4
-  c.schedule = "cosine"
-  c.warmup_epochs = 0.0
-  c.num_epochs = 200
-  c.batch_size = 100
-  c.padding = 4
-  c.flip = True
   return c
