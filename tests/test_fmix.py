@@ -94,7 +94,8 @@ def test_low_freq_images_match_reference_given_the_same_draws():
   # rounds to about log2(N) ulps of its output range per element, and the shift/scale
   # adds 2 more; 4·log2(H·W) ulps of 1.0 bounds that (measured ≤ 2 ulps).
   rng = np.random.default_rng(1)
-  for (h, w), spectrum in itertools.product([(8, 8), (7, 9), (32, 32), (12, 20), (4, 15)],
+  for (h, w), spectrum in itertools.product([(8, 8), (7, 9), (32, 32), (12, 20), (4, 15),
+                                             (2, 2), (6, 2), (2, 7), (224, 224)],
                                             fmix.SPECTRA):
     cols = _ref_fftfreqnd(h, w).shape[1]
     assert fmix.fft_frequencies(h, w).shape == (h, cols)
@@ -106,6 +107,22 @@ def test_low_freq_images_match_reference_given_the_same_draws():
     np.testing.assert_array_equal(got.min(axis=(1, 2)), 0.0)
     # x/max x may be computed as x·(1/max x): 1 ulp.
     assert_close_in_ulps(got.max(axis=(1, 2)), 1.0, 1, scale=1.0)
+
+
+def test_reference_spectrum_reads_two_rows_of_draws():
+  """The reference reads rows 0 and 1 of its draws: those alone give the same images
+  (bit for bit), and the sampler draws only them (noise_shape)."""
+  h, w = 12, 20
+  noise = jax.random.normal(jax.random.key(3), (4, h, fmix.fft_frequencies(h, w).shape[1], 2))
+  full = fmix.low_freq_images(noise, h, w)
+  np.testing.assert_array_equal(fmix.low_freq_images(noise[:, :2], h, w), full)
+  assert fmix.noise_shape(h, w, "reference") == (2,) + noise.shape[2:]
+  assert fmix.noise_shape(h, w, "paper") == noise.shape[1:]
+  with pytest.raises(ValueError, match="needs H >= 2 and W >= 2, got H = 1, W = 20"):
+    fmix.low_freq_images(noise[:, :1], 1, w)
+  with pytest.raises(ValueError, match="got H = 12, W = 1"):  # A constant image (NaN).
+    fmix.sample_fmix_masks(jax.random.key(0), 4, h, 1)
+  assert np.isfinite(fmix.sample_fmix_masks(jax.random.key(0), 4, h, 1, spectrum="paper")[1]).all()
 
 
 @pytest.mark.parametrize("max_soft", [0.0, 0.1, 0.45])

@@ -1,6 +1,7 @@
 """SaliencyMix: spectral-residual saliency against numpy (and OpenCV), peaks, boxes, modes."""
 
 import importlib
+import math
 
 import jax
 import jax.numpy as jnp
@@ -151,6 +152,38 @@ def test_saliency_peaks_match_the_reference_argmax():
     else:
       assert ref[rows[i], cols[i]] > top - tol, i
   assert clear > 56  # Nearly all are exact comparisons.
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (5, 7), (6, 5), (3, 2), (1, 1)])
+def test_real_fft2_is_fft2(shape):
+  """rfft2 plus Hermitian symmetry is the full fft2 (even and odd sides): within
+  log2(N·M) + 2 ulps of the spectrum's scale, sum |x|, against float64 numpy."""
+  x = np.random.default_rng(sum(shape)).random((3,) + shape).astype(np.float32)
+  got = np.asarray(saliencymix._real_fft2(jnp.asarray(x)))
+  want = np.fft.fft2(x.astype(np.float64))
+  assert got.shape == want.shape
+  ulps = math.log2(x[0].size) + 2
+  for part in (np.real, np.imag):
+    assert_close_in_ulps(part(got), part(want), ulps, scale=np.abs(x).sum(axis=(1, 2)).max())
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["one-max", "argmax"])
+def test_saliency_peaks_is_numpy_argmax_of_the_uint8_map(fast, monkeypatch):
+  """Exactly the reference's np.argmax of uint8(255·map): first maximum in row-major
+  order, on maps full of ties (few levels), values outside [0, 1] clipped, constant maps;
+  both the one-integer-max path and the argmax path it takes past 2^23 pixels."""
+  if not fast:
+    monkeypatch.setattr(saliencymix, "_INDEX_LIMIT", 16)
+  rng = np.random.default_rng(4)
+  maps = rng.integers(0, 6, size=(40, 24, 36)) / 5.0 * 1.1 - 0.05   # ties everywhere
+  maps[0] = 0.5
+  maps[1] = 1.0
+  maps[2, -1, -1] = 2.0   # clipped to 1: the last pixel among earlier 1s is not first
+  maps = maps.astype(np.float32)
+  rows, cols = (np.asarray(v) for v in saliencymix.saliency_peaks(jnp.asarray(maps)))
+  for i in range(len(maps)):
+    want = np.argmax((np.clip(maps[i], 0, 1) * 255).astype("uint8"))
+    assert (rows[i], cols[i]) == divmod(want, maps.shape[2]), i
 
 
 @pytest.mark.parametrize("size", [(32, 32), (224, 224), (40, 64)])
