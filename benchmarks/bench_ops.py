@@ -23,6 +23,15 @@ mixjax no longer uses for a static α) and how many
 image-sized buffers the program writes (1 = one fused loop, the partner gather
 is not materialised).
 
+``--ops family`` times the mixing family instead (``results/family_<allocator>.json``):
+``mixjax.fmix``, ``resizemix``, ``saliencymix``, ``gridmix``, ``smoothmix`` and
+3-way ``mixup(..., n=3)``, batch and elem, against the same floors; its
+diagnostics split each op into its draw and its apply, and report FMix's mask
+parts (the noise-to-image transform, ``fmix/low_freq_images``, which is the
+inverse FFT, and the top-``num`` selection, ``fmix/binarise``) and SaliencyMix's
+saliency (``saliency/maps`` for ``B`` images and for the one of batch mode, and
+``saliency/peaks``) separately.
+
 With ``--peers PYTHON`` it runs ``bench_peers.py`` in that interpreter after
 each shape, so timm / torchvision are measured in the same run on the same CPU.
 
@@ -31,6 +40,7 @@ freed memory (see README: with glibc every large output buffer is page-faulted
 in on every call).
 
   python benchmarks/bench_ops.py                       # ~2-3 min
+  python benchmarks/bench_ops.py --ops family          # ~4 min
   python benchmarks/bench_ops.py --peers benchmarks/.venv-peers/bin/python
   python benchmarks/bench_ops.py --allocator jemalloc --peers ...
 """
@@ -46,13 +56,18 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
-OPS = ("mixup", "cutmix", "policy")
+CORE_OPS = ("mixup", "cutmix", "policy")
+FAMILY_OPS = ("fmix", "resizemix", "saliencymix", "gridmix", "smoothmix", "mixup3")
+OP_SETS = {"core": CORE_OPS, "family": FAMILY_OPS}
 MODES = ("batch", "elem")
 
 
 def parse_args():
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--ops", choices=tuple(OP_SETS), default="core",
+                 help="core: Mixup / CutMix / policy (ops_*.json); family: FMix, "
+                      "ResizeMix, SaliencyMix, GridMix, SmoothMix, 3-way Mixup (family_*.json)")
   p.add_argument("--shapes", default="cifar,imagenet64,imagenet128")
   p.add_argument("--dtypes", default="float32,bfloat16")
   p.add_argument("--repeats", type=int, default=0,
@@ -72,6 +87,7 @@ def parse_args():
 
 
 ARGS = parse_args()
+OPS = OP_SETS[ARGS.ops]
 _common.ensure_allocator(ARGS.allocator)
 if ARGS.platform:
   os.environ["JAX_PLATFORMS"] = ARGS.platform
@@ -189,8 +205,21 @@ def op_fn(op: str, mode: str, num_classes: int, pairing: str = "permute"):
   if op == "cutmix":
     return lambda k, x, y: mixjax.cutmix(k, x, y, alpha=1.0, num_classes=num_classes,
                                          mode=mode, pairing=pairing)
-  cfg = policy_config(mode, num_classes)
-  return lambda k, x, y: mixjax.mix(k, x, y, cfg)
+  if op == "policy":
+    cfg = policy_config(mode, num_classes)
+    return lambda k, x, y: mixjax.mix(k, x, y, cfg)
+  if op == "mixup3":
+    return lambda k, x, y: mixjax.mixup(k, x, y, alpha=1.0, num_classes=num_classes,
+                                        mode=mode, pairing=pairing, n=3)
+  fn = getattr(mixjax, op)   # the family's public ops, each at its paper's defaults
+  return lambda k, x, y: fn(k, x, y, num_classes=num_classes, mode=mode, pairing=pairing)
+
+
+def family_mixer(op: str, mode: str) -> mixjax.Mixer:
+  """The registered mixer behind a family op (its draw and its apply, apart)."""
+  if op == "mixup3":
+    return mixjax.Mixup(alpha=1.0, n=3, mode=mode)
+  return mixjax.get_mixer(op, mode=mode)
 
 
 def main_variants(x, y, keys, num_classes):
@@ -262,6 +291,45 @@ def diagnostic_variants(x, y, keys, num_classes):
   return v
 
 
+def family_diagnostic_variants(x, y, keys, num_classes):
+  """Each family op's draw alone and apply alone; FMix's and SaliencyMix's parts."""
+  fmix_lib = sys.modules["mixjax.fmix"]
+  saliency_lib = sys.modules["mixjax.saliencymix"]
+  b, h, w = x.shape[:3]
+  at = lambda i: keys[i]   # bench_variants never asks past the end
+  apply = jax.jit(lambda p, x, y: mixjax.apply_mix(p, x, y, num_classes))
+  v = {}
+  for op in FAMILY_OPS:
+    for mode in MODES:
+      mixer = family_mixer(op, mode)
+      if getattr(mixer, "uses_images", False):
+        draw = jax.jit(lambda k, x, m=mixer: m.sample(k, b, x.shape[1:], images=x))
+        v[f"sample/{op}/{mode}"] = (draw, lambda i: (at(i), x))
+        params = draw(keys[0], x)
+      else:
+        draw = jax.jit(lambda k, m=mixer: m.sample(k, b, (h, w)))
+        v[f"sample/{op}/{mode}"] = (draw, lambda i: (at(i),))
+        params = draw(keys[0])
+      v[f"apply/{op}/{mode}"] = (apply, lambda i, p=params: (p, x, y))
+  for mode in MODES:
+    n = 1 if mode == "batch" else b
+    shape = (n,) + fmix_lib.noise_shape(h, w, "reference")
+    noise = jax.random.normal(keys[0], shape)
+    images = fmix_lib.low_freq_images(noise, h, w)
+    lam = jax.random.uniform(keys[1], (n,))
+    ceil = jax.random.uniform(keys[2], (n,)) > 0.5
+    v[f"fmix/noise/{mode}"] = (jax.jit(lambda k, s=shape: jax.random.normal(k, s)),
+                               lambda i: (at(i),))
+    v[f"fmix/low_freq_images/{mode}"] = (
+        jax.jit(lambda z: fmix_lib.low_freq_images(z, h, w)), lambda i, z=noise: (z,))
+    v[f"fmix/binarise/{mode}"] = (jax.jit(fmix_lib.binarise),
+                                  lambda i, a=(images, lam, ceil): a)
+    v[f"saliency/maps/{mode}"] = (saliency_lib.saliency_maps, lambda i, n=n: (x[:n],))
+  maps = saliency_lib.saliency_maps(x)
+  v["saliency/peaks/elem"] = (jax.jit(saliency_lib.saliency_peaks), lambda i: (maps,))
+  return v
+
+
 def hlo_of(fn, args):
   return jax.jit(fn).lower(*args).compile().as_text()
 
@@ -279,7 +347,7 @@ def main():
   dev = jax.devices()[0]
   on_cpu = dev.platform == "cpu"
   report = {
-      "benchmark": "ops",
+      "benchmark": "ops" if ARGS.ops == "core" else "family",
       "date": _common.now(),
       "machine": _common.machine(),
       "device": f"{dev.platform}:{dev.device_kind}",
@@ -311,7 +379,8 @@ def main():
       keys = make_keys(calls_per_variant(repeats, ARGS.rounds))
       variants = main_variants(x, y, keys, k)
       if dtype_name in diagnose:
-        variants.update(diagnostic_variants(x, y, keys, k))
+        more = diagnostic_variants if ARGS.ops == "core" else family_diagnostic_variants
+        variants.update(more(x, y, keys, k))
       print(f"{shape_name} {dtype_name}: {len(variants)} variants x {repeats} calls",
             file=sys.stderr, flush=True)
       watch = _common.CpuWatch()
@@ -345,7 +414,7 @@ def main():
           for mode in MODES:
             text = hlo_of(op_fn(op, mode, k), (keys[0], x, y))
             report["hlo"][f"{shape_name}/{op}/{mode}"] = hlo_summary(text, x.size)
-        for pairing in ("flip",):
+        for pairing in ("flip",) if ARGS.ops == "core" else ():
           text = hlo_of(op_fn("mixup", "batch", k, pairing), (keys[0], x, y))
           report["hlo"][f"{shape_name}/mixup/batch/{pairing}"] = hlo_summary(text, x.size)
         text = hlo_of(lambda x: x * 1, (x,))
@@ -363,7 +432,7 @@ def main():
   # CPU results are named by allocator (ops_default.json, ops_jemalloc.json),
   # others by platform (ops_gpu.json), so a GPU run never overwrites a CPU one.
   name = report["allocator"] if on_cpu else dev.platform
-  out = ARGS.out or os.path.join(_common.RESULTS, f"ops_{name}.json")
+  out = ARGS.out or os.path.join(_common.RESULTS, f"{report['benchmark']}_{name}.json")
   _common.save_json(out, report)
 
 

@@ -392,6 +392,63 @@ def ab_section(rep):
   return "\n".join(out)
 
 
+FAMILY_OPS = ("fmix", "resizemix", "saliencymix", "gridmix", "smoothmix", "mixup3")
+FAMILY_GOAL = 1.5   # ImageNet size, × the jitted copy (the family issue's goal)
+FAMILY_PARTS = ("fmix/noise", "fmix/low_freq_images", "fmix/binarise", "saliency/maps",
+                "saliency/peaks")
+
+
+def family_section(rep, title):
+  """Each family op per shape, dtype and mode (× the copy; the goal at ImageNet
+  size), then the float32 split into draw and apply and FMix's / SaliencyMix's parts."""
+  res = {(r["shape"], r["dtype"], r["name"]): r for r in rep["results"]}
+  blocks = sorted({(r["shape"], r["dtype"]) for r in rep["results"]},
+                  key=lambda b: (list(SHAPE_LABEL).index(b[0]), b[1]))
+  cell = lambda r, goal=None: "–" if r is None else (
+      f"{fmt(r['median_ms'], 3)} ({fmt(r['vs_jit_copy'])}×"
+      + ("" if goal is None or r["vs_jit_copy"] <= goal else " ✗") + ")")
+  out = [f"### {title}", "", header_of(rep), "",
+         f"Median ms per call (× the jitted copy; ✗: over {FAMILY_GOAL}× at ImageNet size).",
+         ""]
+  header = ["batch", "dtype", "jit copy ms"] + [f"{op} {m}" for op in FAMILY_OPS
+                                                 for m in ("batch", "elem")]
+  rows = []
+  for shape, dtype in blocks:
+    goal = FAMILY_GOAL if shape.startswith("imagenet") else None
+    copy = res.get((shape, dtype, "floor/jit_copy"))
+    rows.append([SHAPE_LABEL[shape], dtype, fmt(copy and copy["median_ms"], 3)]
+                + [cell(res.get((shape, dtype, f"{op}/{m}")), goal)
+                   for op in FAMILY_OPS for m in ("batch", "elem")])
+  out.append(table(header, rows))
+  rows = []
+  for shape, dtype in blocks:
+    for op in FAMILY_OPS:
+      for m in ("batch", "elem"):
+        draw = res.get((shape, dtype, f"sample/{op}/{m}"))
+        if draw is None:
+          continue
+        rows.append([SHAPE_LABEL[shape], dtype, f"{op} {m}",
+                     cell(res.get((shape, dtype, f"{op}/{m}"))), cell(draw),
+                     cell(res.get((shape, dtype, f"apply/{op}/{m}")))])
+  if rows:
+    out += ["", "Where the time goes: the whole op, its draw alone and its apply alone "
+            "(each its own jitted call, so each pays its own dispatch).", "",
+            table(["batch", "dtype", "op", "whole", "draw", "apply"], rows)]
+  rows = []
+  for shape, dtype in blocks:
+    for part in FAMILY_PARTS:
+      for m in ("batch", "elem"):
+        r = res.get((shape, dtype, f"{part}/{m}"))
+        if r is not None:
+          rows.append([SHAPE_LABEL[shape], dtype, f"{part} {m}", cell(r)])
+  if rows:
+    out += ["", "FMix's mask and SaliencyMix's saliency, part by part: the normals, the "
+            "inverse Fourier transform (`low_freq_images`), the top-`num` selection "
+            "(`binarise`); the spectral-residual maps (B of them in elem mode, one in batch "
+            "mode) and their peaks.", "", table(["batch", "dtype", "part", "ms (× copy)"], rows)]
+  return "\n".join(out)
+
+
 def ops_reports():
   """(label, report) for ops_<allocator>.json (the CPU runs), then every other
   ``bench_ops.py`` result (GPU runs, partial runs such as blend_floor_*.json)."""
@@ -433,6 +490,12 @@ def main():
       d = diag_section(rep, label)
       if d:
         parts += [d, ""]
+  for name in sorted(glob.glob(os.path.join(_common.RESULTS, "family_*.json"))):
+    rep = load(os.path.basename(name))
+    if rep and rep.get("benchmark") == "family":
+      on_cpu = rep.get("device", "cpu").startswith("cpu")
+      label = f"allocator `{rep['allocator']}`" if on_cpu else rep["device"]
+      parts += [family_section(rep, f"Mixing family vs the copy ({label})"), ""]
   for name in sorted(glob.glob(os.path.join(_common.RESULTS, "kernel_ab_*.json"))):
     parts += [ab_section(load(os.path.basename(name))), ""]
   for name in sorted(glob.glob(os.path.join(_common.RESULTS, "train_*.json"))):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark in turn (about 35 minutes on 2 CPU cores) and writes
+# Runs every benchmark in turn (about 45 minutes on 2 CPU cores) and writes
 # benchmarks/results/*.json and RESULTS.md. Each script first waits (up to 10
 # minutes) for the 1-minute load average to fall below $WAIT_LOAD.
 #   benchmarks/run_all.sh                 # peers too, if benchmarks/.venv-peers exists
@@ -18,6 +18,11 @@ if [ "$HAVE_JEMALLOC" = 1 ]; then
   $PY benchmarks/bench_ops.py --allocator jemalloc "${PEERS[@]}" --wait-load "$WAIT_LOAD"
 else
   echo "libjemalloc.so.2 not found: skipping the jemalloc run (apt-get install libjemalloc2)" >&2
+fi
+# The mixing family (FMix, ResizeMix, SaliencyMix, GridMix, SmoothMix, 3-way Mixup).
+$PY benchmarks/bench_ops.py --ops family --allocator default --wait-load "$WAIT_LOAD"
+if [ "$HAVE_JEMALLOC" = 1 ]; then
+  $PY benchmarks/bench_ops.py --ops family --allocator jemalloc --wait-load "$WAIT_LOAD"
 fi
 if [ -n "${REF:-}" ]; then
   $PY benchmarks/bench_kernel_ab.py --ref "$REF" --allocator default --wait-load "$WAIT_LOAD"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The GPU benchmarks (part 4 of the benchmark issue; "GPU" in
 # benchmarks/README.md), on a machine with one or more GPUs: the ops in
-# float32 and bfloat16, the PreActResNet-18 CIFAR train step in bfloat16 and
-# float32, and the mapped step on 1, 2, 4, 8 GPUs (strong
+# float32 and bfloat16 (the core ops and the mixing family), the
+# PreActResNet-18 CIFAR train step in bfloat16 and float32, and the mapped
+# step on 1, 2, 4, 8 GPUs (strong
 # and weak scaling; counts the machine lacks are skipped and listed as such).
-# Writes benchmarks/results/ops_gpu.json, train_gpu_<dtype>.json,
-# scaling_gpu.json, scaling_gpu_weak.json and RESULTS.md; the CPU results are
+# Writes benchmarks/results/ops_gpu.json, family_gpu.json,
+# train_gpu_<dtype>.json, scaling_gpu.json, scaling_gpu_weak.json and RESULTS.md; the CPU results are
 # left as they are.
 #   benchmarks/run_gpu.sh                 # 1, 2, 4, 8 GPUs, as many as the machine has
 #   DEVICES=1,2 benchmarks/run_gpu.sh
@@ -19,6 +20,7 @@ $PY -c "import jax; print('GPUs:', [d.device_kind for d in jax.devices('gpu')])"
   exit 1
 }
 $PY benchmarks/bench_ops.py --platform gpu --dtypes float32,bfloat16
+$PY benchmarks/bench_ops.py --platform gpu --dtypes float32,bfloat16 --ops family
 for dtype in bfloat16 float32; do
   $PY benchmarks/bench_train.py --platform gpu --dtype "$dtype" --steps 50 --rounds 3
 done
