@@ -70,7 +70,56 @@ def spectrum_scale(height: int, width: int, decay_power: float) -> np.ndarray:
 
 SPECTRA = ("reference", "paper")
 _ONE_BITS = 0x3F800000  # The bits of 1.0f; the bits of floats in [0, 1] are 0 … this.
-_BISECTIONS = 30  # ⌈log2(_ONE_BITS + 2)⌉: the bisection's interval shrinks to one value.
+_SPLITS = 7  # Thresholds per counting pass: the search interval shrinks 8-fold per pass.
+_FIELD_BITS = 31 // _SPLITS  # Each threshold's count packed in 4 bits of one int32 ...
+_CHUNK = (1 << _FIELD_BITS) - 1  # ... summed over at most 15 values, so it cannot carry.
+
+
+def _search_passes(span: int) -> int:
+  """Passes until ``[lo, hi)`` of ``span`` values is one value (each: ``⌈span/8⌉``)."""
+  passes = 0
+  while span > 1:
+    span, passes = -(-span // (_SPLITS + 1)), passes + 1
+  return passes
+
+
+def _num_th_largest_bits(bits: chex.Array, num: chex.Array) -> chex.Array:
+  """Per row, the largest ``t`` with ``#{bits ≥ t} ≥ num``: the ``num``-th largest value.
+
+  ``bits``: int32 ``[N, S]`` in ``[0, _ONE_BITS]``; ``num``: int32 ``[N, 1]`` (for
+  ``num ≤ 0`` the result is ``_ONE_BITS``). An 8-ary search on ``[lo, hi)``, kept with
+  ``#{≥ lo} ≥ num > #{≥ hi}``: each pass counts the values at or above 7 thresholds
+  ``lo + ⌊j·(hi − lo)/8⌋`` at once, as 7 packed 4-bit counters of one int32 summed
+  over chunks of ≤ 15 values (a chunk's count fits its field), then unpacked and
+  summed per row. 10 passes over the data for floats in ``[0, 1]``, where a binary
+  search takes 30 (on XLA:CPU a pass costs about as much either way: the counting is
+  memory-bound).
+  """
+  n, size = bits.shape
+  chunk = next(d for d in range(_CHUNK, 0, -1) if size % d == 0)
+  if chunk < _CHUNK // 2:  # pad with -1, below every threshold: never counted
+    chunk = _CHUNK
+    bits = jnp.pad(bits, ((0, 0), (0, -size % chunk)), constant_values=-1)
+  chunks = bits.reshape(n, -1, chunk)
+  mask = (1 << _FIELD_BITS) - 1
+
+  def step(_, bounds):
+    lo, hi = bounds
+    span = hi - lo  # ≤ _ONE_BITS + 1: no int32 overflow below.
+    q, r = span // (_SPLITS + 1), span % (_SPLITS + 1)
+    cuts = [lo + q * j + (r * j) // (_SPLITS + 1) for j in range(1, _SPLITS + 1)]
+    packed = sum((chunks >= c[:, :, None]).astype(jnp.int32) << (_FIELD_BITS * j)
+                 for j, c in enumerate(cuts)).sum(axis=-1)
+    new_lo, new_hi = lo, hi
+    for j, c in enumerate(cuts):  # counts fall as the cuts rise
+      enough = ((packed >> (_FIELD_BITS * j)) & mask).sum(axis=-1, keepdims=True) >= num
+      new_lo = jnp.where(enough, c, new_lo)
+      new_hi = jnp.where(enough, new_hi, jnp.minimum(new_hi, c))
+    return new_lo, new_hi
+
+  start = (jnp.zeros_like(num), jnp.full_like(num, _ONE_BITS + 1))
+  lo, _ = jax.lax.fori_loop(0, _search_passes(_ONE_BITS + 1), step, start)
+  return lo
 
 
 def noise_shape(height: int, width: int, spectrum: str = "reference") -> tuple[int, int, int]:
@@ -211,23 +260,16 @@ def binarise(images: chex.Array, lam: chex.Array, ceil: chex.Array,
   if max_soft == 0.0:
     # rank < num without ranking every pixel: the num-th largest value t, every pixel
     # above it, and of those equal to t the first ones in row-major order (a stable
-    # argsort's tie rule). t is found by bisection on the bits of the values, which
-    # order like the values for floats in [0, 1]: 30 counting passes, cheaper than a
-    # sort of H·W values on CPU (exact either way).
+    # argsort's tie rule). t is found on the bits of the values, which order like the
+    # values for floats in [0, 1] (_num_th_largest_bits), cheaper than a sort of H·W
+    # values on CPU (exact either way).
     bits = jax.lax.bitcast_convert_type(flat, jnp.int32)
 
     # Counts are summed as int32 (XLA:CPU sums a bool array ~1.3x slower).
     def count(m):
       return m.astype(jnp.int32).sum(axis=-1, keepdims=True)
 
-    def step(_, bounds):
-      lo, hi = bounds
-      mid = lo + (hi - lo) // 2
-      enough = count(bits >= mid) >= num
-      return jnp.where(enough, mid, lo), jnp.where(enough, hi, mid)
-
-    start = (jnp.zeros_like(num), jnp.full_like(num, _ONE_BITS + 1))
-    lo, _ = jax.lax.fori_loop(0, _BISECTIONS, step, start)
+    lo = _num_th_largest_bits(bits, num)
     t = jax.lax.bitcast_convert_type(lo, jnp.float32)
     above = flat > t
     tied = flat == t
@@ -235,7 +277,7 @@ def binarise(images: chex.Array, lam: chex.Array, ceil: chex.Array,
     # Usually every pixel equal to t is kept (t is unique): skip the cumulative sum,
     # which costs XLA:CPU about as much as the whole bisection at 224x224.
     own = jax.lax.cond(
-        jnp.all(count(tied) <= room),
+        jnp.all((count(tied) <= room) | (num <= 0)),
         lambda: above | tied,
         lambda: above | (tied & (jnp.cumsum(tied.astype(jnp.int32), axis=-1) <= room)))
     own = own & (num > 0)

@@ -125,6 +125,25 @@ def test_reference_spectrum_reads_two_rows_of_draws():
   assert np.isfinite(fmix.sample_fmix_masks(jax.random.key(0), 4, h, 1, spectrum="paper")[1]).all()
 
 
+@pytest.mark.parametrize("size", [50176, 1024, 17, 169, 15, 30, 1])
+def test_num_th_largest_bits_is_a_sort(size):
+  """The 8-ary search ends on the num-th largest value exactly (np.sort), with ties,
+  constant rows, num = 0, 1 and S, sizes that divide into chunks and ones padded."""
+  rng = np.random.default_rng(size)
+  x = rng.random((9, size)).astype(np.float32)
+  x[0] = 0.5
+  x[1, :size // 2] = 1.0
+  x[2] = np.round(x[2] * 4) / 4
+  num = rng.integers(0, size + 1, (9, 1)).astype(np.int32)
+  num[3], num[4], num[5] = 0, size, 1
+  got = np.asarray(jax.jit(fmix._num_th_largest_bits)(
+      jax.lax.bitcast_convert_type(jnp.asarray(x), jnp.int32), jnp.asarray(num)))
+  for i in range(9):
+    want = (fmix._ONE_BITS if num[i, 0] == 0 else
+            np.sort(x[i].view(np.int32))[::-1][num[i, 0] - 1])
+    assert got[i, 0] == want, (i, num[i, 0])
+
+
 @pytest.mark.parametrize("max_soft", [0.0, 0.1, 0.45])
 def test_binarise_is_the_reference_complement(max_soft):
   """Given the same image, λ and rounding, the partner mask is 1 − the reference's mask."""
