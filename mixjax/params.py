@@ -170,8 +170,36 @@ def _take_rows(bits: chex.Array, perm: chex.Array, dtype) -> chex.Array:
   """``jnp.take(view, perm, axis=0)`` (NaN fill out of range) on :func:`_bits`."""
   if bits.dtype == jnp.dtype(dtype):
     return jnp.take(bits, perm, axis=0)
-  nan_bits = int(np.array(np.nan, dtype).view(np.uint16))
-  return jnp.take(bits, perm, axis=0, fill_value=nan_bits)
+  return jnp.take(bits, perm, axis=0, fill_value=_nan_bits(dtype))
+
+
+def _nan_bits(dtype) -> int:
+  return int(np.array(np.nan, dtype).view(np.uint16))
+
+
+def _take_rows_then_fill(bits: chex.Array, perm: chex.Array, dtype, transform) -> chex.Array:
+  """``transform(_take_rows(bits, perm, dtype))`` for a ``transform`` that keeps rows apart.
+
+  The rows are gathered clipped (negative indices wrap, as ``jnp.take``'s) and the
+  out-of-range rows filled after ``transform``, with what ``jnp.take`` fills: XLA:CPU
+  runs a gather of a filled gather ~3x slower in 16 bits (ResizeMix at 64×224²
+  bfloat16: 18 ms against 6 ms this way).
+  """
+  n = bits.shape[0]
+  valid = (perm >= -n) & (perm < n)
+  rows = transform(jnp.take(bits, jnp.where(perm < 0, perm + n, perm), axis=0, mode="clip"))
+  if bits.dtype != jnp.dtype(dtype):
+    fill = _nan_bits(dtype)
+  elif jnp.issubdtype(bits.dtype, jnp.inexact):
+    fill = np.nan
+  elif jnp.issubdtype(bits.dtype, jnp.unsignedinteger):
+    fill = jnp.iinfo(bits.dtype).max
+  elif jnp.issubdtype(bits.dtype, jnp.integer):
+    fill = jnp.iinfo(bits.dtype).min
+  else:
+    fill = True
+  return jnp.where(valid.reshape((n,) + (1,) * (rows.ndim - 1)), rows,
+                   jnp.asarray(fill, rows.dtype))
 
 
 def _widen(bits: chex.Array, dtype) -> chex.Array:
@@ -307,7 +335,9 @@ def mix_images(
               (cols >= left * run) & (cols < right * run))
     source = partners
     if params.source_boxes is not None:
-      source = _resize_into(partners, params.boxes, params.source_boxes, run)
+      source = _take_rows_then_fill(
+          bits, params.perm, view.dtype,
+          lambda rows: _resize_into(rows, params.boxes, params.source_boxes, run))
     out = jnp.where(inside, _cast_bits(source, view.dtype, out_dtype), out)
   if params.mask is not None:
     _check_mask(params, height, width)

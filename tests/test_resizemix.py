@@ -86,6 +86,26 @@ def test_box_holds_exactly_the_resized_partner(mode, dtype, shape):
     assert len({tuple(b) for b in boxes}) > 1, "one box per example"
 
 
+@pytest.mark.parametrize("dtype", [jnp.uint8, jnp.int8, jnp.bfloat16, jnp.float32])
+def test_partner_indices_follow_jnp_take(dtype):
+  """Hand-made partners outside [0, B) are filled as jnp.take fills them (NaN for
+  floats, the largest uint / the smallest int), negative ones wrap; the resize is
+  gathered before the fill (_take_rows_then_fill), with the same pixels."""
+  x = _images((B, 12, 10, 3), dtype, seed=3)
+  params = mx.sample_resizemix(jax.random.key(4), B, (12, 10), mode="elem")
+  perm = jnp.asarray([1, -1, B + 3, -B - 2, 0, 2, B, -B], jnp.int32)
+  out = np.asarray(mx.mix_images(params.replace(perm=perm), x))
+  taken = np.asarray(jnp.take(x, perm, axis=0))   # what each example's partner is
+  want = np.asarray(x).copy()
+  for i, (t, left, b, r) in enumerate(np.asarray(params.boxes)):
+    if b > t and r > left:
+      want[i, t:b, left:r] = _nearest(taken[i], b - t, r - left)
+  if dtype == jnp.bfloat16:   # (numpy compares bfloat16 NaNs unequal; float32 is exact)
+    out, want = out.astype(np.float32), want.astype(np.float32)
+  np.testing.assert_array_equal(out, want)   # NaNs equal NaNs here
+  assert len({int(v) for v in perm if not -B <= v < B}) == 3
+
+
 def _reference_weights(rng, count, h, w, scope=(0.1, 0.8), alpha=None):
   """OpenMixup's resizemix.py@37e1372 draw (lines 45-59, 86-93, 108) in numpy."""
   out = np.empty(count)
