@@ -183,6 +183,235 @@ def saliency_maps(images: chex.Array) -> chex.Array:
   return _resize(saliency, height, width)
 
 
+# --- OpenCV's StaticSaliencyFineGrained ------------------------------------------------
+
+SALIENCY_DETECTORS = ("spectral_residual", "fine_grained")
+_FG_NEIGHBOURHOODS = (12, 24, 48, 28, 56, 112)  # neighborhoods[] = {3*4, 3*4*2, ...}.
+_FG_GREY_U8 = (9798, 19235, 3735)  # cvtColor's 8-bit BGR2GRAY weights of R, G, B, >> 15.
+_FG_GREY_F32 = (np.float32(0.299), np.float32(0.587), np.float32(0.114))
+_FG_LANES = 8  # integral()'s AVX2 vector: 8 floats.
+
+
+def _check_detector(saliency: str) -> None:
+  if saliency not in SALIENCY_DETECTORS:
+    raise ValueError(f"saliency must be one of {SALIENCY_DETECTORS}, got {saliency!r}.")
+
+
+def _bits(x: chex.Array) -> chex.Array:
+  return jax.lax.bitcast_convert_type(x, jnp.int32)
+
+
+def _float(bits: chex.Array) -> chex.Array:
+  return jax.lax.bitcast_convert_type(bits, jnp.float32)
+
+
+def _round_to_odd_sum(x: chex.Array, y: chex.Array) -> chex.Array:
+  """``x + y`` rounded to odd: the nearest float toward zero, with an odd last bit when
+  inexact (TwoSum gives the exact error; stepping the bit pattern is nextafter)."""
+  s = x + y
+  yy = s - x
+  err = (x - (s - yy)) + (y - yy)
+  bump = jnp.where(jnp.sign(err) == jnp.sign(s), 1, -1)
+  odd = (err != 0) & ((_bits(s) & 1) == 0)
+  return jnp.where(odd, _float(_bits(s) + bump), s)
+
+
+def _two_product(a: chex.Array, c: np.float32) -> tuple[chex.Array, chex.Array]:
+  """``a·c = h + l`` exactly (Dekker): 12-bit halves of both, so each partial product is
+  exact in float32 whether or not XLA contracts it into an FMA."""
+  a_hi = _float(_bits(a) & ~0xFFF)
+  a_lo = a - a_hi
+  c_hi = (np.array([c], np.float32).view(np.int32) & ~0xFFF).view(np.float32)[0]
+  c_lo = np.float32(np.float32(c) - c_hi)
+  h = a * np.float32(c)
+  l = ((a_hi * c_hi - h) + a_hi * c_lo + a_lo * c_hi) + a_lo * c_lo
+  return h, l
+
+
+def _fma(a: chex.Array, c: np.float32, b: chex.Array) -> chex.Array:
+  """``fl(a·c + b)`` rounded once, as the FMA instruction (Boldo & Melquiond, 2008:
+  the exact product, a TwoSum and one addition rounded to odd)."""
+  h, l = _two_product(a, c)
+  t_h = b + h
+  hh = t_h - b
+  t_l = (b - (t_h - hh)) + (h - hh)
+  return t_h + _round_to_odd_sum(t_l, l)
+
+
+def _fg_grey(images: chex.Array) -> tuple[chex.Array, bool]:
+  """``cvtColor(·, COLOR_BGR2GRAY)`` (or the image itself for one channel), and whether
+  it is uint8. Channels read as RGB: R gets 0.299, as the module's spectral residual."""
+  exact = images.dtype == jnp.uint8
+  if images.ndim == 4 and images.shape[-1] == 1:
+    images = images[..., 0]
+  if images.ndim == 3:
+    return (images.astype(jnp.int32) if exact else images.astype(jnp.float32)), exact
+  if exact:
+    x = images.astype(jnp.int32)
+    w_r, w_g, w_b = _FG_GREY_U8
+    return (x[..., 0] * w_r + x[..., 1] * w_g + x[..., 2] * w_b + (1 << 14)) >> 15, True
+  x = images.astype(jnp.float32)
+  w_r, w_g, w_b = _FG_GREY_F32
+  # The AVX2 kernel's order: fma(R, 0.299, fma(B, 0.114, G·0.587)), each rounded once.
+  return _fma(x[..., 0], w_r, _fma(x[..., 2], w_b, x[..., 1] * w_g)), False
+
+
+def _reflect101(x: chex.Array, axis: int) -> tuple[chex.Array, chex.Array, chex.Array]:
+  n = x.shape[axis]
+  left = np.concatenate([[1 if n > 1 else 0], np.arange(n - 1)])
+  right = np.concatenate([np.arange(1, n), [n - 2 if n > 1 else 0]])
+  return jnp.take(x, left, axis=axis), x, jnp.take(x, right, axis=axis)
+
+
+def _fg_blur(grey: chex.Array, exact: bool) -> chex.Array:
+  """``GaussianBlur(·, (3, 3), 0)``: the kernel (¼, ½, ¼) both ways, reflect-101.
+
+  uint8: OpenCV's fixed point is exact, ``(Σ [1 2 1]⊗[1 2 1]·x + 8) >> 4``. float32:
+  rows then columns, each ``(x₋ + x₊)·¼ + x·½`` (the products are exact).
+  """
+  if exact:
+    for axis in (-1, -2):
+      a, b, c = _reflect101(grey, axis)
+      grey = a + 2 * b + c
+    return (grey + 8) >> 4
+  for axis in (-1, -2):
+    a, b, c = _reflect101(grey, axis)
+    grey = (a + c) * np.float32(0.25) + b * np.float32(0.5)
+  return grey
+
+
+def _fg_integral_f32(grey: chex.Array) -> chex.Array:
+  """``integral(grey, CV_32F)`` of a float32 image, rounding as OpenCV's AVX2 kernel.
+
+  Each row in blocks of 8 from its start: a prefix sum within each half of 4 (shifts by
+  1 and 2), the high half plus the low half's total, plus the running total of the
+  blocks before; the last ``W mod 8`` one by one; each row then added to the integral row
+  above. ``[B, H, W] → [B, H, W]`` (the integral without its zero row and column).
+  """
+  b, h, w = grey.shape
+  blocks = w // _FG_LANES
+  head = grey[..., :blocks * _FG_LANES].reshape(b, h, blocks, 2, 4)
+  v = head
+  for k in (1, 2):
+    v = v + jnp.pad(v[..., :-k], [(0, 0)] * 4 + [(k, 0)])
+  v = jnp.concatenate([v[..., :1, :], v[..., 1:, :] + v[..., :1, 3:]], axis=-2)
+  v = v.reshape(b, h, blocks, _FG_LANES)
+
+  def carry_step(carry, block):
+    out = block + carry[..., None]
+    return out[..., -1], out
+
+  carry, rows = jax.lax.scan(carry_step, jnp.zeros((b, h), jnp.float32),
+                             jnp.moveaxis(v, 2, 0))
+  parts = [jnp.moveaxis(rows, 0, 2).reshape(b, h, blocks * _FG_LANES)]
+  for x in range(blocks * _FG_LANES, w):
+    carry = carry + grey[..., x]
+    parts.append(carry[..., None])
+  rows = jnp.concatenate(parts, axis=-1)
+
+  def row_step(above, row):
+    out = above + row
+    return out, out
+
+  _, integral = jax.lax.scan(row_step, jnp.zeros((b, w), jnp.float32),
+                             jnp.moveaxis(rows, 1, 0))
+  return jnp.moveaxis(integral, 0, 1)
+
+
+def _floor_255_times(q: chex.Array) -> chex.Array:
+  """``⌊255·q⌋`` of float32 ``q ∈ [0, 1]`` exactly, as C's double product: 255·q needs 32
+  bits, so fl(255·q) is corrected by exact sign tests (256·q and 256·q − k are exact)."""
+  a = q * np.float32(256.0)
+  k = jnp.floor(q * np.float32(255.0))
+  k = jnp.where((a - k) - q < 0, k - 1, k)
+  k = jnp.where((a - (k + 1)) - q >= 0, k + 1, k)
+  return k.astype(jnp.int32)
+
+
+@jax.jit
+def fine_grained_saliency_maps(images: chex.Array) -> chex.Array:
+  """OpenCV's ``StaticSaliencyFineGrained`` (Montabone & Soto, 2010), bit for bit.
+
+  The steps, their OpenCV arithmetic and what it does to float input are in the module
+  docstring (section "Fine grained"). Compiled (``jax.jit``).
+
+  Args:
+    images: ``[B, H, W, C]`` with ``C ∈ {1, 3}`` (RGB), or ``[B, H, W]``. uint8 takes
+      OpenCV's 8-bit path; any other dtype is cast to float32 and takes its float path,
+      which reads the bytes of the blurred float grey image as if they were pixels.
+
+  Returns:
+    float32 ``[B, H, W]``: ``v·float32(1/255)`` for integer ``v ∈ [0, 255]``, as OpenCV's.
+
+  Raises:
+    ValueError: at trace time for images that are not ``[B, H, W(, C)]`` with
+      ``C ∈ {1, 3}``.
+  """
+  _validation.check_batch(images)
+  height, width = _validation.check_spatial(images)
+  if images.ndim == 4 and images.shape[-1] not in (1, 3):
+    raise ValueError(
+        "fine_grained_saliency_maps needs grey [B, H, W] / [B, H, W, 1] or RGB [B, H, W, 3] "
+        f"images, got {images.shape[-1]} channels (shape {tuple(images.shape)}).")
+  grey, exact = _fg_grey(images)
+  grey = _fg_blur(_fg_blur(grey, exact), exact)  # Twice, as Frintrop and Itti.
+  batch = grey.shape[0]
+  if exact and 255 * height * width < (1 << 24):
+    # Integer sums below 2^24: OpenCV's float32 integral is exact, so is this one.
+    integral = jnp.cumsum(jnp.cumsum(grey, axis=-1), axis=-2).astype(jnp.float32)
+  else:
+    integral = _fg_integral_f32(grey.astype(jnp.float32))
+  integral = jnp.pad(integral, [(0, 0), (1, 0), (1, 0)])
+  if exact:
+    centre = grey
+  else:
+    # getIntensityScaled reads gray.at<uchar>(y, x) of the float32 image: byte x of row y,
+    # the (x mod 4)-th byte (little-endian) of pixel (y, ⌊x/4⌋); columns ≥ W/4 unread.
+    raw = jax.lax.bitcast_convert_type(grey, jnp.uint8).reshape(batch, height, 4 * width)
+    centre = raw[..., :width].astype(jnp.int32)
+  centre_f = centre.astype(jnp.float32)
+  sum_on = jnp.zeros((batch, height, width), jnp.int32)
+  sum_off = jnp.zeros((batch, height, width), jnp.int32)
+  for n in _FG_NEIGHBOURHOODS:
+    y0 = np.clip(np.arange(height) - n + 1, 0, height)
+    y1 = np.clip(np.arange(height) + n + 1, 0, height)
+    x0 = np.clip(np.arange(width) - n + 1, 0, width)
+    x1 = np.clip(np.arange(width) + n + 1, 0, width)
+    rows_0, rows_1 = jnp.take(integral, y0, axis=1), jnp.take(integral, y1, axis=1)
+    window = (((jnp.take(rows_1, x1, axis=2) + jnp.take(rows_0, x0, axis=2))
+               - jnp.take(rows_1, x0, axis=2)) - jnp.take(rows_0, x1, axis=2))
+    count = (np.outer(y1 - y0, x1 - x0) - 1).astype(np.float32)
+    # The barrier keeps XLA from turning the division by a constant into a product with
+    # its rounded reciprocal (off by an ulp, which truncation can show).
+    mean = (window - centre_f) / jax.lax.optimization_barrier(jnp.asarray(count))
+    on, off = centre_f - mean, mean - centre_f
+    # (uchar) of a float: truncated to int, its low byte kept.
+    sum_on += jnp.where(on > 0, on.astype(jnp.int32) & 255, 0)
+    sum_off += jnp.where(off > 0, off.astype(jnp.int32) & 255, 0)
+
+  def scaled(total):  # mixScales: uchar(255.·float(total/float(max))); 0/0 gives 0.
+    top = total.max(axis=(1, 2), keepdims=True)
+    # Full-shape behind a barrier: XLA would divide by a broadcast via its reciprocal.
+    denominator = jnp.broadcast_to(jnp.maximum(top, 1).astype(jnp.float32), total.shape)
+    q = total.astype(jnp.float32) / jax.lax.optimization_barrier(denominator)
+    return jnp.where(top > 0, _floor_255_times(q), 0)
+
+  on, off = scaled(sum_on), scaled(sum_off)
+  top = jnp.maximum(on.max(axis=(1, 2), keepdims=True), off.max(axis=(1, 2), keepdims=True))
+  # mixOnOff: uchar(255.·(on + off)/maxVal) in double, exact as an integer division; a
+  # sum above maxVal wraps (the low byte of the truncated int).
+  value = jnp.where(top > 0, (255 * (on + off)) // jnp.maximum(top, 1), 0) & 255
+  return value.astype(jnp.float32) * np.float32(1.0 / 255.0)
+
+
+def detector_maps(images: chex.Array, saliency: str = "spectral_residual") -> chex.Array:
+  """The saliency maps of ``saliency`` (one of :data:`SALIENCY_DETECTORS`)."""
+  _check_detector(saliency)
+  if saliency == "fine_grained":
+    return fine_grained_saliency_maps(images)
+  return saliency_maps(images)
+
+
 def saliency_peaks(maps: chex.Array) -> tuple[chex.Array, chex.Array]:
   """The reference's centre: the first maximum (row-major) of ``uint8(255·map)``.
 
