@@ -383,7 +383,8 @@ def fine_grained_saliency_maps(images: chex.Array) -> chex.Array:
     count = (np.outer(y1 - y0, x1 - x0) - 1).astype(np.float32)
     # The barrier keeps XLA from turning the division by a constant into a product with
     # its rounded reciprocal (off by an ulp, which truncation can show).
-    mean = (window - centre_f) / jax.lax.optimization_barrier(jnp.asarray(count))
+    count = jnp.broadcast_to(jnp.asarray(count), window.shape)  # Full-shape, as below.
+    mean = (window - centre_f) / jax.lax.optimization_barrier(count)
     on, off = centre_f - mean, mean - centre_f
     # (uchar) of a float: truncated to int, its low byte kept.
     sum_on += jnp.where(on > 0, on.astype(jnp.int32) & 255, 0)
