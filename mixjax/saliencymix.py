@@ -47,6 +47,49 @@ rule applied to a different map. :func:`saliency_maps` follows
 On float images this is OpenCV's map to float32 rounding (the test compares them
 when OpenCV is installed). On uint8 images OpenCV rounds the grey and the 64×64
 images to uint8 (``INTER_LINEAR_EXACT``'s fixed point); here they stay float.
+
+Fine grained (``saliency="fine_grained"``, the detector the SaliencyMix code runs on
+``img.cpu().numpy().transpose(1, 2, 0)``, a normalised float32 HWC image).
+:func:`fine_grained_saliency_maps` follows ``opencv_contrib``
+``modules/saliency/src/staticSaliencyFineGrained.cpp`` at commit 65fc3f1 (unchanged since
+1f6d6f0, 2018; the same text at 2a5154a), what ``opencv-contrib-python`` 5.0.0 runs:
+
+1. ``calcIntensityChannel`` (lines 84–140): ``cvtColor(·, COLOR_BGR2GRAY)`` for three
+   channels, a copy for one (line 111–118). The ``gray`` Mat is reallocated to the input's
+   depth, so **float input stays float32** (there is no conversion to uint8). Channels are
+   read as RGB here, R weighted 0.299 and B 0.114: OpenCV reads BGR, so this is OpenCV
+   on ``image[..., ::-1]``. The reference code hands OpenCV RGB tensors, so its grey
+   weights R by 0.114 and B by 0.299; pass ``images[..., ::-1]`` to reproduce that.
+   uint8: ``(9798·R + 19235·G + 3735·B + 2¹⁴) >> 15`` (OpenCV 5's 15-bit weights).
+   float32: ``fma(R, 0.299, fma(B, 0.114, G·0.587))`` rounded as the AVX2 kernel does
+   (each FMA once; emulated exactly, Boldo & Melquiond 2008). float64 RGB is refused
+   by OpenCV; here every non-uint8 dtype is cast to float32 first.
+2. ``GaussianBlur(gray, gray, Size(3, 3), 0, 0)`` twice (lines 121–122): the kernel
+   (¼, ½, ¼), reflect-101; uint8 in OpenCV's exact fixed point, ``(Σ[1 2 1]⊗[1 2 1]·x + 8)
+   >> 4``; float32 rows then columns, ``(x₋ + x₊)·¼ + x·½``.
+3. ``integral(gray, integralImage, CV_32F)`` (line 126): float32 sums; exact integers for
+   uint8 below 2²⁴ (int32 here), else rounded as OpenCV's AVX2 row prefix sum (blocks of
+   8, halves of 4, :func:`_fg_integral_f32`).
+4. ``getIntensityScaled`` / ``getMean`` (lines 142–211), for the neighbourhoods
+   ``n ∈ {12, 24, 48, 28, 56, 112}`` (line 102): the window sum ``s`` of rows
+   ``[y − n + 1, y + n + 1)`` and columns alike, clipped to the image, ``mean = (s − c)/
+   (area − 1)`` (float32), ``on = c − mean``, ``off = mean − c``, each stored as
+   ``(uchar)`` when positive (truncated; a value ≥ 256 keeps its low byte). The centre
+   ``c`` is ``gray.at<uchar>(y, x)``: for uint8 the pixel; **for float32 it is byte x of
+   row y of the float image**, the ``(x mod 4)``-th little-endian byte of pixel
+   ``(y, ⌊x/4⌋)``. So on float input (the reference's, in [0, 1] or normalised) the map
+   is a function of the raw bytes of the left quarter of the blurred grey image, plus
+   window means of the whole; reproduced bit for bit here, not fixed.
+5. ``mixScales`` (lines 213–264): ``on``, ``off`` summed over the six scales (uint16),
+   each mapped to ``uchar(255·float(sum/float(max)))``; ``mixOnOff`` (lines 266–306):
+   ``uchar(255·(on + off)/max(max on, max off))`` (double; a value above 255 wraps).
+6. ``computeSaliencyImpl`` (lines 65–77): ``convertTo(CV_32F, 1/255)``, so the map is
+   ``v·float32(1/255)`` for an integer ``v ∈ [0, 255]``; 0 where every level is 0.
+
+Every step is integer or a float32 operation rounded once, so the maps equal OpenCV's
+bit for bit on x86-64 with AVX2 (the test compares them): OpenCV's FMA grey and its
+vector integral are those of its AVX2 kernels; on a CPU where OpenCV dispatches other
+kernels (AVX-512, NEON) its own float maps may differ in a few pixels.
 """
 
 from __future__ import annotations
@@ -224,18 +267,18 @@ def _two_product(a: chex.Array, c: np.float32) -> tuple[chex.Array, chex.Array]:
   c_hi = (np.array([c], np.float32).view(np.int32) & ~0xFFF).view(np.float32)[0]
   c_lo = np.float32(np.float32(c) - c_hi)
   h = a * np.float32(c)
-  l = ((a_hi * c_hi - h) + a_hi * c_lo + a_lo * c_hi) + a_lo * c_lo
-  return h, l
+  low = ((a_hi * c_hi - h) + a_hi * c_lo + a_lo * c_hi) + a_lo * c_lo
+  return h, low
 
 
 def _fma(a: chex.Array, c: np.float32, b: chex.Array) -> chex.Array:
   """``fl(a·c + b)`` rounded once, as the FMA instruction (Boldo & Melquiond, 2008:
   the exact product, a TwoSum and one addition rounded to odd)."""
-  h, l = _two_product(a, c)
+  h, low = _two_product(a, c)
   t_h = b + h
   hh = t_h - b
   t_l = (b - (t_h - hh)) + (h - hh)
-  return t_h + _round_to_odd_sum(t_l, l)
+  return t_h + _round_to_odd_sum(t_l, low)
 
 
 def _fg_grey(images: chex.Array) -> tuple[chex.Array, bool]:
@@ -463,6 +506,7 @@ def sample_saliencymix_boxes(
     alpha: float = 1.0,
     mode: str = "batch",
     pairing: str = "permute",
+    saliency: str = "spectral_residual",
 ) -> tuple[chex.Array, chex.Array, chex.Array]:
   """Draws SaliencyMix partners, boxes on the partners' salient peaks, and ``λ``.
 
@@ -481,6 +525,9 @@ def sample_saliencymix_boxes(
     alpha: ``α > 0``.
     mode: ``"batch"`` or ``"elem"``.
     pairing: ``"permute"``, ``"flip"`` or ``"roll"``.
+    saliency: the detector, one of :data:`SALIENCY_DETECTORS`: ``"spectral_residual"``
+      (:func:`saliency_maps`, the default) or ``"fine_grained"``
+      (:func:`fine_grained_saliency_maps`, the one the reference code runs).
 
   Returns:
     ``(perm, boxes, lam)``: int32 ``[B]`` partners, int32 ``[B, 4]`` boxes
@@ -489,24 +536,25 @@ def sample_saliencymix_boxes(
     ``1 − area/(H·W)`` (:func:`mixjax.boxes.box_area`), as in the reference.
 
   Raises:
-    ValueError: at trace time for ``α ≤ 0``, an unknown ``mode`` or ``pairing``, or
+    ValueError: at trace time for ``α ≤ 0``, an unknown ``mode``, ``pairing`` or ``saliency``, or
       images :func:`saliency_maps` refuses.
   """
   _validation.check_alpha(alpha)
   _validation.check_mode(mode)
   _validation.check_pairing(pairing)
+  _check_detector(saliency)
   batch = _validation.check_batch(images)
   height, width = _validation.check_spatial(images)
   key_lam, key_perm = jax.random.split(key)
   perm = sample_partners(key_perm, batch, pairing)
   if mode == "batch":
     lam = sample_lambda(key_lam, 1, alpha, "elem")
-    rows, cols = saliency_peaks(saliency_maps(images[perm[:1]]))
+    rows, cols = saliency_peaks(detector_maps(images[perm[:1]], saliency))
   else:
     lam = sample_lambda(key_lam, batch, alpha, "elem")
     # perm is a permutation, so the partners' peaks are the peaks of the batch, permuted:
     # the maps are computed from the images as they are, without a gathered copy.
-    rows, cols = saliency_peaks(saliency_maps(images))
+    rows, cols = saliency_peaks(detector_maps(images, saliency))
     rows, cols = rows[perm], cols[perm]
   boxes = boxes_at(rows, cols, lam, height, width)
   return (perm, jnp.broadcast_to(boxes, (batch, 4)),
@@ -520,6 +568,7 @@ def sample_saliencymix(
     alpha: float = 1.0,
     mode: str = "batch",
     pairing: str = "permute",
+    saliency: str = "spectral_residual",
 ) -> MixParams:
   """Draws a SaliencyMix from the batch: :func:`sample_saliencymix_boxes` as a mix.
 
@@ -532,13 +581,14 @@ def sample_saliencymix(
     as CutMix) and ``label_weight = 1 − area/(H·W)`` (:func:`~mixjax.box_params`).
   """
   perm, boxes, _ = sample_saliencymix_boxes(key, images, alpha=alpha, mode=mode,
-                                            pairing=pairing)
+                                            pairing=pairing, saliency=saliency)
   return box_params(perm, boxes, (images.shape[1], images.shape[2]))
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("alpha", "num_classes", "mode", "pairing", "label_smoothing", "layout"))
+    static_argnames=("alpha", "num_classes", "mode", "pairing", "label_smoothing", "layout",
+                     "saliency"))
 def saliencymix(
     key: chex.PRNGKey,
     images: chex.Array,
@@ -550,6 +600,7 @@ def saliencymix(
     pairing: str = "permute",
     label_smoothing: float = 0.0,
     layout: str | None = None,
+    saliency: str = "spectral_residual",
 ) -> tuple[chex.Array, chex.Array]:
   """Mixes a batch with SaliencyMix (Uddin et al., 2021).
 
@@ -578,18 +629,21 @@ def saliencymix(
     label_smoothing: ``ε`` applied to the labels before mixing.
     layout: as in :func:`~mixjax.cutmix` (the saliency needs ``C ∈ {1, 3}``, so a
       batch that looks channels-first is refused either way).
+    saliency: ``"spectral_residual"`` (default) or ``"fine_grained"`` (OpenCV's
+      ``StaticSaliencyFineGrained``, the reference code's detector).
 
   Returns:
     ``(x̃, ỹ)``: mixed images (input dtype) and float32 soft labels ``[B, K]``.
 
   Raises:
     ValueError: at trace time for ``α ≤ 0``, an unknown ``mode``/``pairing``/
-      ``layout``, images that are not ``[B, H, W(, C)]`` with ``C ∈ {1, 3}`` or that
+      ``layout``/``saliency``, images that are not ``[B, H, W(, C)]`` with ``C ∈ {1, 3}`` or that
       look channels-first, a batch mismatch or labels that do not fit ``num_classes``.
   """
   _validation.check_batch(images)
   _validation.check_spatial(images, layout)
-  params = sample_saliencymix(key, images, alpha=alpha, mode=mode, pairing=pairing)
+  params = sample_saliencymix(key, images, alpha=alpha, mode=mode, pairing=pairing,
+                              saliency=saliency)
   return apply_mix(params, images, labels, num_classes, label_smoothing, layout=layout)
 
 
@@ -601,16 +655,20 @@ class SaliencyMix(Mixer):
 
   Attributes:
     alpha: ``α > 0`` of ``Beta(α, α)``; 1 in the reference.
+    saliency: one of :data:`SALIENCY_DETECTORS`; ``"spectral_residual"`` by default,
+      ``"fine_grained"`` for the reference code's detector.
   """
   alpha: float = 1.0
+  saliency: str = "spectral_residual"
 
   spatial = True
   uses_images = True
 
   def validate(self):
     _validation.check_alpha(self.alpha)
+    _check_detector(self.saliency)
 
   def draw(self, key, batch_size, image_shape, *, images):
     del batch_size, image_shape  # Checked against images by Mixer.sample.
     return sample_saliencymix(key, images, alpha=self.alpha, mode=self.mode,
-                              pairing=self.pairing)
+                              pairing=self.pairing, saliency=self.saliency)
