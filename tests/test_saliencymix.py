@@ -320,3 +320,143 @@ def test_bad_images():
     saliencymix.saliency_maps(jnp.zeros((2, 3, 8, 8)))
   with pytest.raises(ValueError, match="two spatial axes"):
     saliencymix.sample_saliencymix_boxes(jax.random.key(0), jnp.zeros((2, 8)))
+
+
+# --- saliency="fine_grained": OpenCV's StaticSaliencyFineGrained. ---------------------
+
+_CIFAR_MEAN = np.array([125.3, 123.0, 113.9]) / 255  # The reference's normalisation.
+_CIFAR_STD = np.array([63.0, 62.1, 66.7]) / 255
+
+
+def _cv2():
+  # The test extras install opencv-contrib-python-headless: CI runs this, never skips it.
+  if os.environ.get("CI"):
+    import cv2
+    assert hasattr(cv2, "saliency"), "CI needs opencv-contrib-python-headless (cv2.saliency)"
+    return cv2
+  cv2 = pytest.importorskip("cv2")
+  if not hasattr(cv2, "saliency"):
+    pytest.skip("needs opencv-contrib-python(-headless) for cv2.saliency")
+  return cv2
+
+
+def _cv_fine_grained(cv2, images):
+  """cv2's maps; RGB handed over as BGR (ours reads channel 0 as R)."""
+  detector = cv2.saliency.StaticSaliencyFineGrained_create()
+  out = []
+  for image in images:
+    if image.ndim == 3 and image.shape[-1] == 1:
+      image = image[..., 0]
+    elif image.ndim == 3:
+      image = image[..., ::-1]
+    ok, cv_map = detector.computeSaliency(np.ascontiguousarray(image))
+    assert ok
+    out.append(cv_map)
+  return np.stack(out)
+
+
+def _fine_grained_cases(n, h, w, seed):
+  base = _images(n, h, w, seed=seed)
+  normalised = ((base - _CIFAR_MEAN) / _CIFAR_STD).astype(np.float32)
+  as_uint8 = np.clip(base * 255, 0, 255).astype(np.uint8)
+  return {"float01": base, "cifar-normalised": normalised, "uint8": as_uint8,
+          "grey-float01": base[..., 1].copy(), "grey-uint8": as_uint8[..., 1].copy(),
+          "grey1-normalised": normalised[..., :1].copy()}
+
+
+@pytest.mark.parametrize("size", [(32, 32), (40, 24), (37, 29), (224, 224)])
+def test_fine_grained_maps_equal_opencv(size):
+  """Bit for bit: every step is integer or one float32 operation rounded once, in
+  OpenCV's order (its FMA grey, its vector integral), so equality, no tolerance. Float
+  input (in [0, 1] and CIFAR-normalised, negative) takes OpenCV's float path, whose
+  centre values are bytes of the float image; uint8 its 8-bit path; grey and RGB."""
+  cv2 = _cv2()
+  h, w = size
+  n = 2 if h > 100 else 6
+  for name, images in _fine_grained_cases(n, h, w, seed=h + w).items():
+    ours = np.asarray(saliencymix.fine_grained_saliency_maps(jnp.asarray(images)))
+    assert ours.shape == (n, h, w) and ours.dtype == np.float32, name
+    want = _cv_fine_grained(cv2, images)
+    np.testing.assert_array_equal(ours, want, err_msg=name)
+    assert len(np.unique(want)) > 10, name  # Not a degenerate map.
+
+
+def test_fine_grained_float_input_reads_bytes_as_opencv_does():
+  """OpenCV reads the float image's bytes as pixels: only the left quarter of the
+  columns enters as centres, so changing the right half moves the window means only."""
+  images = _images(2, 32, 32, seed=11)
+  changed = images.copy()
+  changed[:, :, 8:] = changed[:, :, 8:] * 0.5
+  a = np.asarray(saliencymix.fine_grained_saliency_maps(jnp.asarray(images)))
+  b = np.asarray(saliencymix.fine_grained_saliency_maps(jnp.asarray(changed)))
+  assert not np.array_equal(a, b)
+  flat = np.asarray(saliencymix.fine_grained_saliency_maps(jnp.ones((2, 16, 16, 3),
+                                                                     jnp.uint8)))
+  np.testing.assert_array_equal(flat, 0.0)  # OpenCV's 0/0 levels are 0.
+
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_fine_grained_boxes_centre_on_opencvs_peak(mode):
+  """Boxes on the reference's np.argmax((map·255).astype("uint8")) of cv2's own map: the
+  maps are equal, so the peaks are exact everywhere (no quantisation edge to avoid)."""
+  cv2 = _cv2()
+  b, h, w = 12, 32, 40
+  images = ((_images(b, h, w, seed=12) - _CIFAR_MEAN) / _CIFAR_STD).astype(np.float32)
+  perm, boxes, lam = (np.asarray(v) for v in saliencymix.sample_saliencymix_boxes(
+      jax.random.key(5), jnp.asarray(images), mode=mode, saliency="fine_grained"))
+  cv_maps = _cv_fine_grained(cv2, images)
+  for i in range(b):
+    source = perm[0] if mode == "batch" else perm[i]
+    np.testing.assert_array_equal(boxes[i], _ref_saliency_bbox(cv_maps[source],
+                                                               float(lam[i])))
+
+
+def test_saliency_option_default_unchanged_and_jit_vmap():
+  images = jnp.asarray(_images(6, 16, 16, seed=13))
+  key = jax.random.key(6)
+  sample = jax.jit(saliencymix.sample_saliencymix_boxes,
+                   static_argnames=("alpha", "mode", "pairing", "saliency"))
+  for mode in ["batch", "elem"]:
+    default = saliencymix.sample_saliencymix_boxes(key, images, mode=mode)
+    named = saliencymix.sample_saliencymix_boxes(key, images, mode=mode,
+                                                 saliency="spectral_residual")
+    for a, b in zip(default, named, strict=True):
+      np.testing.assert_array_equal(a, b)
+    for detector in saliencymix.SALIENCY_DETECTORS:
+      eager = saliencymix.sample_saliencymix_boxes(key, images, mode=mode, saliency=detector)
+      jitted = sample(key, images, mode=mode, saliency=detector)
+      np.testing.assert_array_equal(eager[0], jitted[0])
+      np.testing.assert_array_equal(eager[1], jitted[1])
+      # Compiled, XLA may fuse the λ transform differently: 1 ulp of 1.0.
+      assert_close_in_ulps(jitted[2], eager[2], 1, scale=1.0)
+  keys = jax.random.split(key, 3)
+  stacked = jnp.stack([images] * 3)
+  perm, boxes, _ = jax.vmap(lambda k, x: saliencymix.sample_saliencymix_boxes(
+      k, x, mode="elem", saliency="fine_grained"))(keys, stacked)
+  for i in range(3):
+    one = saliencymix.sample_saliencymix_boxes(keys[i], images, mode="elem",
+                                               saliency="fine_grained")
+    np.testing.assert_array_equal(perm[i], one[0])
+    np.testing.assert_array_equal(boxes[i], one[1])
+  labels = jnp.arange(6) % 3
+  x, y = saliencymix.saliencymix(key, images, labels, num_classes=3, saliency="fine_grained")
+  params = saliencymix.sample_saliencymix(key, images, saliency="fine_grained")
+  assert x.shape == images.shape and y.shape == (6, 3)
+  mixer = saliencymix.SaliencyMix(saliency="fine_grained")
+  mixer.validate()
+  np.testing.assert_array_equal(
+      mixer.draw(key, 6, (16, 16), images=images).label_weight, params.label_weight)
+
+
+def test_unknown_saliency_detector():
+  match = r"saliency must be one of \('spectral_residual', 'fine_grained'\), got 'itti'"
+  with pytest.raises(ValueError, match=match):
+    saliencymix.sample_saliencymix_boxes(jax.random.key(0), jnp.zeros((2, 8, 8, 3)),
+                                         saliency="itti")
+  with pytest.raises(ValueError, match=match):
+    saliencymix.saliencymix(jax.random.key(0), jnp.zeros((2, 8, 8, 3)), jnp.zeros(2, int),
+                            num_classes=2, saliency="itti")
+  with pytest.raises(ValueError, match=match):
+    saliencymix.SaliencyMix(saliency="itti").validate()
+  with pytest.raises(ValueError, match="got 2 channels"):
+    saliencymix.fine_grained_saliency_maps(jnp.zeros((2, 8, 8, 2)))
