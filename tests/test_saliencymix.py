@@ -1,8 +1,12 @@
 """SaliencyMix: spectral-residual saliency against numpy (and OpenCV), peaks, boxes, modes."""
 
+import functools
 import importlib
 import math
 import os
+import subprocess
+import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -118,20 +122,11 @@ def test_saliency_maps_match_numpy_reference(shape):
 
 def test_saliency_maps_match_opencv():
   """Our numpy reference is OpenCV's: on float images, equal to float32 rounding."""
-  # The test extras install opencv-contrib-python-headless: CI runs this, never skips it.
-  if os.environ.get("CI"):
-    import cv2
-    assert hasattr(cv2, "saliency"), "CI needs opencv-contrib-python-headless (cv2.saliency)"
-  else:
-    cv2 = pytest.importorskip("cv2")
-    if not hasattr(cv2, "saliency"):
-      pytest.skip("needs opencv-contrib-python(-headless) for cv2.saliency")
-  detector = cv2.saliency.StaticSaliencySpectralResidual_create()
+  cv2 = _cv2()
   images = _images(6, 32, 48, seed=7)
   ours = np.asarray(saliencymix.saliency_maps(jnp.asarray(images)))
-  for i, image in enumerate(images):
-    ok, cv_map = detector.computeSaliency(np.ascontiguousarray(image[..., ::-1]))  # BGR.
-    assert ok
+  cv_maps = cv2.maps("spectral_residual", [image[..., ::-1] for image in images])  # BGR.
+  for i, (image, cv_map) in enumerate(zip(images, cv_maps, strict=True)):
     # OpenCV takes the grey image and its resize in float32 (the input's dtype), then
     # float64: the same front-end rounding as ours, so the same tolerance.
     assert_close_in_ulps(_ref_saliency(image), cv_map, _map_ulps(image), scale=1.0)
@@ -328,38 +323,76 @@ _CIFAR_MEAN = np.array([125.3, 123.0, 113.9]) / 255  # The reference's normalisa
 _CIFAR_STD = np.array([63.0, 62.1, 66.7]) / 255
 
 
+_OPENCV_SCRIPT = """
+import sys, numpy as np
+import cv2
+if sys.argv[1] == "avx2":
+  print(int(cv2.checkHardwareSupport(11) and cv2.getHardwareFeatureName(11) == "AVX2"))
+  sys.exit()
+create = {"spectral_residual": cv2.saliency.StaticSaliencySpectralResidual_create,
+          "fine_grained": cv2.saliency.StaticSaliencyFineGrained_create}[sys.argv[1]]
+data = np.load(sys.argv[2])
+maps = []
+for i in range(len(data.files)):
+  ok, saliency_map = create().computeSaliency(np.ascontiguousarray(data[f"a{i}"]))
+  assert ok
+  maps.append(saliency_map)
+np.save(sys.argv[3], np.stack(maps))
+"""
+
+
+class _OpenCV:
+  """cv2.saliency run in a child process: OpenCV's native libraries never share the
+  test process (and its XLA compiler) with JAX."""
+
+  def __init__(self, tmp):
+    self.tmp = tmp
+
+  def _run(self, *args):
+    return subprocess.run([sys.executable, "-c", _OPENCV_SCRIPT, *args], check=True,
+                          capture_output=True, text=True, timeout=300).stdout
+
+  def maps(self, kind, images):
+    inputs, outputs = os.path.join(self.tmp, "in.npz"), os.path.join(self.tmp, "out.npy")
+    np.savez(inputs, **{f"a{i}": image for i, image in enumerate(images)})
+    self._run(kind, inputs, outputs)
+    return np.load(outputs)
+
+  def float_path_is_avx2(self):
+    """Our float path rounds as OpenCV's AVX2 kernels (FMA grey, 8-lane integral); it
+    is the kernel OpenCV runs on any x86-64 CPU with AVX2 (AVX-512 ones included:
+    measured on a Zen 4). Elsewhere OpenCV's own float maps round in another order."""
+    return self._run("avx2").strip() == "1"
+
+
+@functools.lru_cache(maxsize=1)
+def _opencv_problem():
+  probe = subprocess.run(
+      [sys.executable, "-c", "import cv2; cv2.saliency.StaticSaliencyFineGrained_create()"],
+      capture_output=True, text=True, timeout=300)
+  return probe.stderr.strip().splitlines()[-1] if probe.returncode else None
+
+
 def _cv2():
-  # The test extras install opencv-contrib-python-headless: CI runs this, never skips it.
-  if os.environ.get("CI"):
-    import cv2
-    assert hasattr(cv2, "saliency"), "CI needs opencv-contrib-python-headless (cv2.saliency)"
-    return cv2
-  cv2 = pytest.importorskip("cv2")
-  if not hasattr(cv2, "saliency"):
-    pytest.skip("needs opencv-contrib-python(-headless) for cv2.saliency")
-  return cv2
-
-
-def _float_path_is_avx2(cv2):
-  """Our float path rounds as OpenCV's AVX2 kernels (FMA grey, 8-lane integral); it is
-  the kernel OpenCV runs on any x86-64 CPU with AVX2 (AVX-512 ones included: measured on
-  a Zen 4). Elsewhere OpenCV's own float maps round in another order."""
-  return cv2.checkHardwareSupport(11) and cv2.getHardwareFeatureName(11) == "AVX2"
+  # The test extras install opencv-contrib-python-headless: CI runs these, never skips.
+  problem = _opencv_problem()
+  if problem and os.environ.get("CI"):
+    pytest.fail(f"CI needs opencv-contrib-python-headless (cv2.saliency): {problem}")
+  if problem:
+    pytest.skip(f"needs opencv-contrib-python(-headless) for cv2.saliency: {problem}")
+  return _OpenCV(tempfile.mkdtemp())
 
 
 def _cv_fine_grained(cv2, images):
   """cv2's maps; RGB handed over as BGR (ours reads channel 0 as R)."""
-  detector = cv2.saliency.StaticSaliencyFineGrained_create()
-  out = []
+  inputs = []
   for image in images:
     if image.ndim == 3 and image.shape[-1] == 1:
       image = image[..., 0]
     elif image.ndim == 3:
       image = image[..., ::-1]
-    ok, cv_map = detector.computeSaliency(np.ascontiguousarray(image))
-    assert ok
-    out.append(cv_map)
-  return np.stack(out)
+    inputs.append(image)
+  return cv2.maps("fine_grained", inputs)
 
 
 def _fine_grained_cases(n, h, w, seed):
@@ -381,7 +414,7 @@ def test_fine_grained_maps_equal_opencv(size):
   h, w = size
   n = 2 if h > 100 else 6
   for name, images in _fine_grained_cases(n, h, w, seed=h + w).items():
-    if images.dtype != np.uint8 and not _float_path_is_avx2(cv2):
+    if images.dtype != np.uint8 and not cv2.float_path_is_avx2():
       continue  # (uint8 is integer arithmetic: exact on every CPU)
     ours = np.asarray(saliencymix.fine_grained_saliency_maps(jnp.asarray(images)))
     assert ours.shape == (n, h, w) and ours.dtype == np.float32, name
@@ -409,7 +442,7 @@ def test_fine_grained_boxes_centre_on_opencvs_peak(mode):
   """Boxes on the reference's np.argmax((map·255).astype("uint8")) of cv2's own map: the
   maps are equal, so the peaks are exact everywhere (no quantisation edge to avoid)."""
   cv2 = _cv2()
-  if not _float_path_is_avx2(cv2):
+  if not cv2.float_path_is_avx2():
     pytest.skip("OpenCV's float kernels on this CPU are not the AVX2 ones we follow")
   b, h, w = 12, 32, 40
   images = ((_images(b, h, w, seed=12) - _CIFAR_MEAN) / _CIFAR_STD).astype(np.float32)
