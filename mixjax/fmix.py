@@ -231,6 +231,9 @@ def low_freq_images(noise: chex.Array, height: int, width: int,
   return image / image.max(axis=(-2, -1), keepdims=True)
 
 
+# Compiled (once per shape and max_soft): called outside jit, a fresh loop body and
+# cond branches would otherwise be compiled anew on every call.
+@functools.partial(jax.jit, static_argnames="max_soft")
 def binarise(images: chex.Array, lam: chex.Array, ceil: chex.Array,
              max_soft: float = 0.0) -> chex.Array:
   """Partner masks from low-frequency images (the reference's ``binarise_mask``).

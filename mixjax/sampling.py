@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import chex
@@ -56,6 +57,9 @@ def _johnk_candidates(key: chex.PRNGKey, alpha: float, shape, tries: int):
           accepted.any(axis=0))
 
 
+# Compiled once per (α, shape): called outside jit, a fresh while_loop body would
+# otherwise be compiled anew on every call.
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def _beta_johnk(key: chex.PRNGKey, alpha: float, shape) -> chex.Array:
   """``Beta(α, α)`` for ``α < ½`` by Jöhnk's (1964) rejection, vectorised.
 
