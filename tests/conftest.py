@@ -1,6 +1,9 @@
 """Test set-up: four forced CPU devices, so multi-device code runs anywhere.
 
 XLA reads the flag when the backend starts, so it is set before jax is imported.
+The suite runs in pytest-xdist worker processes (README's test command); tests that
+share an expensive module fixture are pinned to one worker with
+``pytest.mark.xdist_group``.
 """
 
 import os
@@ -21,12 +24,56 @@ import pytest  # noqa: E402
 def _release_compiled_programs():
   """Drops jax's compiled programs after each test module.
 
-  The whole suite compiles thousands of XLA programs in one process; run so, it
-  crashed (SIGSEGV inside XLA's compiler, at the same test in test_smoothmix.py,
-  ~88 % through), while the same modules passed when started later in the order.
+  Every loaded XLA:CPU executable holds about three memory mappings, and a process
+  may hold at most ``vm.max_map_count`` of them (65,530 by default). Once it has,
+  LLVM's JIT fails ("LLVM compilation error: Cannot allocate memory") and the next
+  compile crashes the process with SIGSEGV instead of raising (jax 0.10.2;
+  reproduced by compiling distinct programs in a loop under a lowered
+  ``vm.max_map_count``). The whole suite in one process passed that limit ~88 %
+  through; one of two xdist workers still reaches ~40,000 mappings without this.
   No test relies on a program compiled by another module.
   """
   yield
   import jax
   jax.clear_caches()
   gc.collect()
+
+
+# The longest modules (mostly waiting on child processes) start first, so that no worker
+# is left alone with one of them at the end.
+FIRST = ("test_multiprocess.py", "test_notebooks.py", "test_training.py")
+
+
+def pytest_collection_modifyitems(config, items):
+  rank = {name: i for i, name in enumerate(FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))
+
+
+def pytest_xdist_make_scheduler(config, log):
+  """``--dist loadfile`` that runs a test which crashed its worker only once.
+
+  pytest-xdist 3.8's scope schedulers put a crashed test back in the queue, so every
+  replacement worker ran it again (and crashed) until the restart limit, and the rest
+  of its module never ran. Here it is reported once, by name, and its module goes on
+  in a new worker (tests/test_suite_isolation.py).
+  """
+  if config.getoption("dist") != "loadfile":
+    return None
+  from xdist.scheduler import LoadFileScheduling
+
+  class OnceLoadFileScheduling(LoadFileScheduling):
+
+    def remove_node(self, node):
+      workload = self.assigned_work.pop(node)
+      pending = [(scope, nodeid) for scope, unit in workload.items()
+                 for nodeid, done in unit.items() if not done]
+      if not pending:
+        return None
+      scope, crashed = pending[0]  # A worker runs its tests in the order they were sent.
+      workload[scope][crashed] = True
+      self.workqueue.update({s: u for s, u in workload.items() if not all(u.values())})
+      for other in self.assigned_work:
+        self._reschedule(other)
+      return crashed
+
+  return OnceLoadFileScheduling(config, log)
