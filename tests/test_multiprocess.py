@@ -11,6 +11,7 @@ after a step, as ``test_training`` allows between device counts.
 
 import json
 import os
+import shutil
 import time
 
 import jax
@@ -54,14 +55,23 @@ def _ok(results):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-  """1 × 4 and 2 × 2 for two epochs; 2 × 2 for one epoch resumed as 1 × 4."""
+  """1 × 4 and 2 × 2 for two epochs; 2 × 2's first epoch resumed as 1 × 4.
+
+  The resumed run starts from a copy of the 2 × 2 run without its epoch-2
+  checkpoint: what a 2 × 2 run that stopped after epoch 1 leaves (the metrics log
+  is rewritten from the checkpoint's history on resume).
+  """
   root = tmp_path_factory.mktemp("multiprocess")
   methods = f"--config.methods={METHODS!r}"
   dirs = {name: str(root / name) for name in ("one", "two", "resumed")}
   one = Run(_args(dirs["one"], methods, "--config.num_epochs=2"), 1, 4)
   two = Run(_args(dirs["two"], methods, "--config.num_epochs=2"), 2, 2)
   out = {"one": _ok(one.wait(300)), "two": _ok(two.wait(300))}
-  _ok(Run(_args(dirs["resumed"], methods, "--config.num_epochs=1"), 2, 2).wait(300))
+  shutil.copytree(dirs["two"], dirs["resumed"])
+  for method in METHODS:
+    checkpoints = os.path.join(dirs["resumed"], method, "checkpoints")
+    assert sorted(os.listdir(checkpoints)) == ["22", "44"], os.listdir(checkpoints)
+    shutil.rmtree(os.path.join(checkpoints, "44"))
   out["resumed"] = _ok(Run(_args(dirs["resumed"], methods, "--config.num_epochs=2",
                                  "--resume"), 1, 4).wait(300))
   return dirs, out
@@ -93,7 +103,7 @@ def test_only_process_zero_reports(runs):
 def test_resume_with_another_process_count_continues_exactly(runs, method):
   """Saved by 2 processes × 2 devices, resumed by 1 × 4: the same global devices."""
   dirs, out = runs
-  assert "resumed from step" in out["resumed"][0].stdout
+  assert f"[{method}] resumed from step 22" in out["resumed"][0].stdout
   assert _rows(dirs["resumed"], method) == _rows(dirs["one"], method)
   jax.tree.map(np.testing.assert_array_equal, _final_state(dirs["resumed"], method),
                _final_state(dirs["one"], method))

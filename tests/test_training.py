@@ -132,9 +132,17 @@ def test_softmax_bce_loss_trains_and_decreases(tmp_path):
   assert result["accuracy"] > 0.5
 
 
-def test_eval_covers_every_test_example_once(tmp_path):
-  result = training.train_and_evaluate(
-      _config(num_epochs=1, eval_batch_size=64), str(tmp_path), "erm")
+@pytest.fixture(scope="module")
+def erm_run(tmp_path_factory):
+  """One epoch of ERM with the digits config as it is (BatchNorm "sync" by default) and
+  evaluation in batches of 64; several tests read it."""
+  workdir = str(tmp_path_factory.mktemp("erm"))
+  return workdir, training.train_and_evaluate(
+      _config(num_epochs=1, eval_batch_size=64), workdir, "erm")
+
+
+def test_eval_covers_every_test_example_once(erm_run):
+  _, result = erm_run
   # 360 test examples in batches of 64: 6 batches, the last one padded and masked.
   assert result["history"][-1]["test_count"] == 360
 
@@ -177,10 +185,12 @@ def test_missing_tfds_data_says_how_to_prepare_it(tmp_path):
     training.train_and_evaluate(config, str(tmp_path / "run"), "erm")
 
 
-def test_existing_checkpoints_are_not_overwritten(tmp_path):
-  training.train_and_evaluate(_config(num_epochs=1), str(tmp_path), "erm")
+def test_existing_checkpoints_are_not_overwritten(erm_run):
+  workdir, _ = erm_run
+  before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
   with pytest.raises(FileExistsError, match="--resume"):
-    training.train_and_evaluate(_config(num_epochs=1), str(tmp_path), "erm")
+    training.train_and_evaluate(_config(num_epochs=1), workdir, "erm")
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -332,13 +342,13 @@ def test_train_py_refuses_model_options_the_config_does_not_declare(tmp_path):
       result.stderr)
 
 
-@pytest.mark.parametrize("batch_norm, axis_name", [("sync", "data"), ("per_device", None)])
-def test_trainer_synchronises_batch_norm_by_default(tmp_path, batch_norm, axis_name):
-  # "sync" is the default: the config is left as it is.
-  config = _config(num_epochs=1) if batch_norm == "sync" else _config(
-      num_epochs=1, batch_norm=batch_norm)
-  result = training.train_and_evaluate(config, str(tmp_path), "erm")
-  assert result["state"].apply_fn.__self__.axis_name == axis_name
+def test_trainer_synchronises_batch_norm_by_default(erm_run, tmp_path):
+  # "sync" is the default: erm_run leaves the config as it is.
+  _, result = erm_run
+  assert result["state"].apply_fn.__self__.axis_name == "data"
+  result = training.train_and_evaluate(
+      _config(num_epochs=1, batch_norm="per_device"), str(tmp_path), "erm")
+  assert result["state"].apply_fn.__self__.axis_name is None
 
 
 def test_model_kwargs_axis_name_is_refused(tmp_path):
