@@ -1,5 +1,6 @@
 """The XLA options the mapped steps are compiled with (CPU: convolutions off YNNPACK)."""
 
+import functools
 import os
 import types
 
@@ -9,8 +10,9 @@ import pytest
 
 from configs import digits
 from mixjax import training
+from mixjax.data import load_dataset, train_batches
+from mixjax.models import get_model
 from mixjax.training import compiler_options
-from tests.digits_training import parallel_setup
 from tests.tolerances import STEP_ULPS, assert_close_in_ulps, assert_trees_close_in_ulps
 
 # The options apply only on a measured jaxlib and when XLA_FLAGS leaves them alone
@@ -21,6 +23,48 @@ applies = pytest.mark.skipif(
     reason="mixjax's CPU compiler options do not apply on this jaxlib / with these XLA_FLAGS")
 
 
+@functools.cache
+def _digits(model_name: str, abstract: bool):
+  """Digits, ``model_name``'s model, augmentation, 3 batches of 32 and a fresh state.
+
+  What ``tests.digits_training.parallel_setup`` builds, made once per module (use
+  :func:`_fresh` before ``put_state``). ``abstract``: the state's shapes and dtypes
+  only (``jax.eval_shape``), for tests that compile but never run a step.
+  """
+  ds = load_dataset("digits")
+  model = get_model(model_name, ds.num_classes)
+  init = functools.partial(training.create_train_state, model, jax.random.key(0),
+                           ds.image_shape, training.make_optimizer(0.05))
+  state = jax.eval_shape(init) if abstract else init()
+  augment = training.Augment(1, False, tuple(ds.mean), tuple(ds.std))
+  batches = list(train_batches(ds.train_images, ds.train_labels, 32, 0, 0))[:3]
+  return ds, model, augment, state, batches
+
+
+def _parallel_setup(method_name, num_devices, model="small_cnn", compiler_options=None,
+                    abstract=False):
+  """``(state, DataParallel, batches)`` as ``parallel_setup`` returns them, with the
+  module's one state per model (an abstract one with ``abstract``)."""
+  ds, model, augment, state, batches = _digits(model, abstract)
+  method = training.Method.from_preset(method_name)
+  parallel = training.DataParallel(
+      training.make_train_step(model, method, ds.num_classes, augment),
+      training.make_eval_step(model, augment), backend="shard_map",
+      devices=jax.local_devices()[:num_devices], compiler_options=compiler_options)
+  return state, parallel, batches
+
+
+def _fresh(state):
+  """A copy of ``state`` whose buffers the donating train step may consume.
+
+  ``put_state`` is not enough on several devices: with jax 0.10.2 its
+  ``device_put(..., may_alias=False)`` still shares device 0's buffer with ``state``,
+  so the first train step deletes the module's state.
+  """
+  return jax.tree.map(
+      lambda a: jax.device_put(a, may_alias=False) if isinstance(a, jax.Array) else a, state)
+
+
 def _entry_ops(compiled):
   """Convolutions run as XLA ops (not inside a YNNPACK fusion), and YNNPACK fusions."""
   hlo = compiled.as_text()
@@ -29,6 +73,9 @@ def _entry_ops(compiled):
 
 
 def _compiled_steps(parallel, state, batch):
+  """Both steps compiled for ``state``'s shapes, placed as ``put_state`` places it."""
+  state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(
+      a.shape, a.dtype, weak_type=a.weak_type, sharding=parallel._replicated), state)
   eval_batch = parallel.put_batch(dict(batch, mask=np.ones(len(batch["label"]), bool)))
   batch = parallel.put_batch(batch)
   train = parallel._train.lower(state, batch, jax.random.key(0))
@@ -41,9 +88,10 @@ def test_cpu_default_keeps_convolutions_off_ynnpack():
   fewer YNNPACK fusions than with XLA's defaults, which wrap most convolutions in one."""
   ops = {}
   for options in (None, {}):
-    _, state, parallel, batches = parallel_setup(
-        "mixup", num_devices=1, model="preact_resnet18", compiler_options=options)
-    state = parallel.put_state(state)
+    # Compiled only: the state's shapes suffice (no 11M-parameter initialisation).
+    state, parallel, batches = _parallel_setup(
+        "mixup", num_devices=1, model="preact_resnet18", compiler_options=options,
+        abstract=True)
     ops[options is None] = [_entry_ops(step)
                             for step in _compiled_steps(parallel, state, batches[0])]
   assert parallel.compiler_options == {}
@@ -52,7 +100,7 @@ def test_cpu_default_keeps_convolutions_off_ynnpack():
 
 
 def test_cpu_default_is_the_measured_options():
-  _, _, parallel, _ = parallel_setup("mixup", num_devices=1)
+  _, parallel, _ = _parallel_setup("mixup", num_devices=1, abstract=True)
   expected = (dict(training.CPU_COMPILER_OPTIONS) if compiler_options.measured_jaxlib()
               and compiler_options.YNN_FUSION_TYPE not in os.environ.get("XLA_FLAGS", "")
               else {})
@@ -64,9 +112,9 @@ def test_cpu_default_is_the_measured_options():
 def test_options_change_the_kernels_not_the_result(num_devices):
   params, losses = [], []
   for options in (None, {}):
-    _, state, parallel, batches = parallel_setup(
+    state, parallel, batches = _parallel_setup(
         "mixup", num_devices=num_devices, compiler_options=options)
-    state = parallel.put_state(state)
+    state = parallel.put_state(_fresh(state))
     for i, batch in enumerate(batches):
       state, metrics = parallel.train_step(state, batch, jax.random.key(i))
     params.append(jax.device_get(parallel.get_state(state).params))
@@ -127,6 +175,10 @@ def test_config_xla_defaults_reaches_data_parallel(monkeypatch, tmp_path, xla_de
     raise Stop
 
   monkeypatch.setattr(training.loop, "DataParallel", capture)
+  # The trainer builds its state before the DataParallel: its shapes are enough here.
+  create = training.loop.create_train_state
+  monkeypatch.setattr(training.loop, "create_train_state",
+                      lambda *args: jax.eval_shape(lambda: create(*args)))
   config = digits.get_config()
   config.xla_defaults = xla_defaults
   with pytest.raises(Stop):

@@ -16,10 +16,12 @@ SHAPE = (B, 8, 8, 3)  # H·W = 64: the kept fraction 1 − area/64 is exact in f
 LABELS = jnp.arange(B, dtype=jnp.int32)
 
 
-def _cutmix(key, x, labels=LABELS, mode="elem", pairing="permute", minmax=None):
-  # One spelling of the call everywhere, so each configuration compiles once.
+def _cutmix(key, x, labels=LABELS, mode="elem", pairing="permute", minmax=None,
+            box_rule="reference"):
+  # One spelling of the call everywhere (jit keys its cache on the keywords as passed),
+  # so each configuration compiles once.
   return mixjax.cutmix(key, x, labels, num_classes=B, mode=mode, minmax=minmax,
-                       pairing=pairing)
+                       pairing=pairing, box_rule=box_rule)
 
 
 def _check_cutmix(x, out, mixed_labels):
@@ -223,8 +225,7 @@ def test_box_rule_reaches_sample_cutmix_and_cutmix(mode):
     assert (heights[interior] % 2 == 1).any() == odd
     params = mixjax.sample_cutmix(jax.random.key(9), B, (8, 8), mode=mode, box_rule=rule)
     x = distinct_images(SHAPE)
-    out, y = mixjax.cutmix(jax.random.key(9), x, LABELS, num_classes=B, mode=mode,
-                           box_rule=rule)
+    out, y = _cutmix(jax.random.key(9), x, mode=mode, box_rule=rule)
     expected = mixjax.apply_mix(params, x, LABELS, B)
     np.testing.assert_array_equal(out, expected[0])  # Pasted pixels are copies.
     # w·e_i + (1 − w)·e_p, rounded once or fused into an FMA: 1 ulp of 1.

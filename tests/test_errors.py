@@ -57,10 +57,12 @@ def test_batch_mismatch():
     mixjax.cutmix(KEY, IMAGES, jnp.eye(K)[:5], num_classes=K)
   with pytest.raises(ValueError, match=match):
     mixjax.mix(KEY, IMAGES, LABELS[:4], config)
+  # Raised while tracing: params drawn abstractly (no eager draw to compile) suffice.
+  params = jax.eval_shape(lambda k: mixjax.sample_mixup(k, 4), KEY)
   with pytest.raises(ValueError, match=r"MixParams were drawn for a batch of 4"):
-    mixjax.apply_mix(mixjax.sample_mixup(KEY, 4), IMAGES, LABELS, K)
+    jax.eval_shape(lambda p: mixjax.apply_mix(p, IMAGES, LABELS, K), params)
   with pytest.raises(ValueError, match=r"labels must have the batch size of images"):
-    mixjax.mix_labels(mixjax.sample_mixup(KEY, 4), LABELS, K)
+    jax.eval_shape(lambda p: mixjax.mix_labels(p, LABELS, K), params)
 
 
 def test_integer_labels_need_num_classes():
@@ -99,8 +101,9 @@ def test_cutmix_needs_two_spatial_axes(shape):
     mixjax.cutmix(KEY, images, LABELS, num_classes=K)
   with pytest.raises(ValueError, match=match):
     mixjax.mix(KEY, images, LABELS, MixConfig(cutmix_alpha=1.0, num_classes=K))
-  with pytest.raises(ValueError, match=match):
-    mixjax.mix_images(mixjax.sample_cutmix(KEY, B, (8, 8)), images)
+  params = jax.eval_shape(lambda k: mixjax.sample_cutmix(k, B, (8, 8)), KEY)
+  with pytest.raises(ValueError, match=match):  # At trace time: abstract params suffice.
+    jax.eval_shape(lambda p: mixjax.mix_images(p, images), params)
 
 
 NCHW_MATCH = (r"looks channels-first \[B, C, H, W\].*jnp\.transpose\(x, \(0, 2, 3, 1\)\)"
@@ -122,16 +125,19 @@ def test_cutmix_refuses_likely_channels_first(shape):
   for call in calls:
     with pytest.raises(ValueError, match=NCHW_MATCH):
       jax.make_jaxpr(call)(KEY, images)  # Trace time: shapes only.
-  # Without boxes any layout is fine (Mixup never reads H and W).
+  # Without boxes any layout is fine (Mixup never reads H and W): traced, not refused.
   mixup_only = MixConfig(mixup_alpha=1.0, num_classes=K)
-  assert mixjax.mix(KEY, images, LABELS, mixup_only)[0].shape == shape
+  out = jax.eval_shape(lambda k, x: mixjax.mix(k, x, LABELS, mixup_only)[0], KEY, images)
+  assert out.shape == shape
 
 
 @pytest.mark.parametrize("shape", [(B, 8, 8, 3), (B, 3, 8, 4), (B, 3, 8), (B, 5, 8, 8),
                                    (B, 1, 1, 1)])
 def test_channels_first_guard_spares_nhwc(shape):
-  # Last axis ≤ 4, rank 3, or axis 1 not in {1, 3, 4}: read as NHWC / NHW as before.
-  out, _ = mixjax.cutmix(KEY, jnp.zeros(shape), LABELS, num_classes=K)
+  # Last axis ≤ 4, rank 3, or axis 1 not in {1, 3, 4}: read as NHWC / NHW as before. The
+  # guard acts while tracing, so tracing (without compiling a program per shape) shows it.
+  out, _ = jax.eval_shape(lambda k, x: mixjax.cutmix(k, x, LABELS, num_classes=K), KEY,
+                          jax.ShapeDtypeStruct(shape, jnp.float32))
   assert out.shape == shape
 
 
@@ -142,22 +148,32 @@ def test_layout_nhwc_pastes_into_such_data_on_purpose():
                   + np.random.default_rng(0).uniform(size=shape), jnp.float32)
   key = jax.random.key(1)
   out, y = mixjax.cutmix(key, x, LABELS, num_classes=K, mode="elem", layout="NHWC")
-  params = mixjax.sample_cutmix(key, B, (3, 8), mode="elem")
-  mask = np.asarray(mixjax.box_mask(params.boxes, 3, 8))[..., None]
+
+  @jax.jit  # The reference draw, mask and mix in one program (not op by op).
+  def reference(key, x):
+    params = mixjax.sample_cutmix(key, B, (3, 8), mode="elem")
+    return (params, mixjax.box_mask(params.boxes, 3, 8),
+            mixjax.apply_mix(params, x, LABELS, K, layout="NHWC"))
+
+  params, mask, (expected_out, expected_y) = reference(key, x)
+  mask = np.asarray(mask)[..., None]
   partners = np.asarray(x)[np.asarray(params.perm)]
   np.testing.assert_array_equal(out, np.where(mask, partners, np.asarray(x)))
   assert (mask.sum(axis=(1, 2, 3)) > 0).any()
-  expected_out, expected_y = mixjax.apply_mix(params, x, LABELS, K, layout="NHWC")
   np.testing.assert_array_equal(out, expected_out)
   # w·e_i + (1 − w)·e_p, rounded once or fused into an FMA: 1 ulp of 1.
   assert_close_in_ulps(y, expected_y, 1, scale=1.0)
+  # The policy and mix_images take the layout too (shapes: traced only).
   policy = MixConfig(mixup_alpha=0.0, cutmix_alpha=1.0, num_classes=K)
-  assert mixjax.mix(key, x, LABELS, policy, layout="NHWC")[0].shape == shape
-  assert mixjax.mix_images(params, x, layout="NHWC").shape == shape
+  assert jax.eval_shape(lambda k, x: mixjax.mix(k, x, LABELS, policy, layout="NHWC")[0],
+                        key, x).shape == shape
+  assert jax.eval_shape(lambda p, x: mixjax.mix_images(p, x, layout="NHWC"),
+                        params, x).shape == shape
   with pytest.raises(ValueError, match=r"layout must be None .* or 'NHWC'"):
     mixjax.cutmix(key, x, LABELS, num_classes=K, layout="NCHW")
   with pytest.raises(ValueError, match=r"layout must be None .* or 'NHWC'"):
-    mixjax.mix_images(mixjax.sample_mixup(key, B), x, layout="nhwc")
+    jax.eval_shape(lambda k, x: mixjax.mix_images(mixjax.sample_mixup(k, B), x, layout="nhwc"),
+                   key, x)
 
 
 def test_images_must_be_batched_arrays():
@@ -242,7 +258,7 @@ def test_bad_label_smoothing_and_loss_shapes():
 
 def test_sample_mix_with_cutmix_needs_image_size():
   with pytest.raises(ValueError, match=r"image_size \(H, W\) is required"):
-    mixjax.sample_mix(KEY, B, None, MixConfig(cutmix_alpha=1.0))
+    jax.eval_shape(lambda k: mixjax.sample_mix(k, B, None, MixConfig(cutmix_alpha=1.0)), KEY)
 
 
 # Batch size 1 is allowed: the example is its own partner and comes back unchanged.

@@ -1,5 +1,6 @@
 """FMix masks: the reference's Fourier noise and binarisation, mask mass, modes, errors."""
 
+import functools
 import importlib
 import itertools
 import math
@@ -14,6 +15,15 @@ from tests.tolerances import assert_close_in_ulps
 
 # The module, not the function mx.fmix that the package exports under its name.
 fmix = importlib.import_module("mixjax.fmix")
+
+# The library's functions compiled once per shape and static option. Called outside jit,
+# every small operation is a program of its own and the sampler's loop and branch are
+# compiled anew on every call; these tests check values, not eager dispatch (except
+# test_jit_and_vmap, which compares the two on purpose).
+_sample_masks = jax.jit(fmix.sample_fmix_masks, static_argnums=(1, 2, 3),
+                        static_argnames=("alpha", "decay_power", "max_soft", "mode", "spectrum"))
+_binarise = jax.jit(fmix.binarise, static_argnames="max_soft")
+_low_freq_images = jax.jit(fmix.low_freq_images, static_argnums=(1, 2, 3, 4))
 
 # --- The reference, ecs-vlc/FMix fmix.py at e5991dc, transcribed to numpy. ---------------
 
@@ -83,8 +93,8 @@ def test_reference_spectrum_has_two_column_frequencies():
   param = np.random.default_rng(0).standard_normal((1, h, w // 2 + 1, 2))
   for spectrum, columns in [("reference", 2), ("paper", w // 2 + 1)]:
     for image in [_ref_image(param, 3.0, h, w, spectrum)[0],
-                  np.asarray(fmix.low_freq_images(jnp.asarray(param, jnp.float32), h, w,
-                                                  3.0, spectrum))[0]]:
+                  np.asarray(_low_freq_images(param.astype(np.float32), h, w, 3.0,
+                                              spectrum))[0]]:
       power = np.abs(np.fft.rfft2(image - image.mean()))
       assert (power.max(axis=0) > 1e-4 * power.max()).sum() == columns, spectrum
 
@@ -93,20 +103,23 @@ def test_low_freq_images_match_reference_given_the_same_draws():
   # float32 irfft2 against float64 numpy, both normalised to [0, 1]: an FFT of N points
   # rounds to about log2(N) ulps of its output range per element, and the shift/scale
   # adds 2 more; 4·log2(H·W) ulps of 1.0 bounds that (measured ≤ 2 ulps).
+  # Eager on purpose: compiled, XLA may compute the image twice (for its minimum and for
+  # the shift), a few ulps apart, so that the minimum is not exactly 0.
   rng = np.random.default_rng(1)
   for (h, w), spectrum in itertools.product([(8, 8), (7, 9), (32, 32), (12, 20), (4, 15),
                                              (2, 2), (6, 2), (2, 7), (224, 224)],
                                             fmix.SPECTRA):
+    case = f"{h}x{w} {spectrum}"
     cols = _ref_fftfreqnd(h, w).shape[1]
-    assert fmix.fft_frequencies(h, w).shape == (h, cols)
+    assert fmix.fft_frequencies(h, w).shape == (h, cols), case
     noise = rng.standard_normal((4, h, cols, 2)).astype(np.float32)
     got = np.asarray(fmix.low_freq_images(jnp.asarray(noise), h, w, 3.0, spectrum))
     want = _ref_image(noise.astype(np.float64), 3.0, h, w, spectrum)
-    assert got.dtype == np.float32 and got.shape == (4, h, w)
-    assert_close_in_ulps(got, want, 4 * math.log2(h * w), scale=1.0)
-    np.testing.assert_array_equal(got.min(axis=(1, 2)), 0.0)
+    assert got.dtype == np.float32 and got.shape == (4, h, w), case
+    assert_close_in_ulps(got, want, 4 * math.log2(h * w), scale=1.0, err_msg=case)
+    np.testing.assert_array_equal(got.min(axis=(1, 2)), 0.0, err_msg=case)
     # x/max x may be computed as x·(1/max x): 1 ulp.
-    assert_close_in_ulps(got.max(axis=(1, 2)), 1.0, 1, scale=1.0)
+    assert_close_in_ulps(got.max(axis=(1, 2)), 1.0, 1, scale=1.0, err_msg=case)
 
 
 def test_reference_spectrum_reads_two_rows_of_draws():
@@ -114,6 +127,8 @@ def test_reference_spectrum_reads_two_rows_of_draws():
   (bit for bit), and the sampler draws only them (noise_shape)."""
   h, w = 12, 20
   noise = jax.random.normal(jax.random.key(3), (4, h, fmix.fft_frequencies(h, w).shape[1], 2))
+  # Eager (as test_low_freq_images_match_reference_given_the_same_draws, whose 12×20 programs
+  # these reuse), so that each of the two is computed op by op, alike.
   full = fmix.low_freq_images(noise, h, w)
   np.testing.assert_array_equal(fmix.low_freq_images(noise[:, :2], h, w), full)
   assert fmix.noise_shape(h, w, "reference") == (2,) + noise.shape[2:]
@@ -121,14 +136,15 @@ def test_reference_spectrum_reads_two_rows_of_draws():
   with pytest.raises(ValueError, match="needs H >= 2 and W >= 2, got H = 1, W = 20"):
     fmix.low_freq_images(noise[:, :1], 1, w)
   with pytest.raises(ValueError, match="got H = 12, W = 1"):  # A constant image (NaN).
-    fmix.sample_fmix_masks(jax.random.key(0), 4, h, 1)
-  assert np.isfinite(fmix.sample_fmix_masks(jax.random.key(0), 4, h, 1, spectrum="paper")[1]).all()
+    _sample_masks(jax.random.key(0), 4, h, 1)
+  assert np.isfinite(_sample_masks(jax.random.key(0), 4, h, 1, spectrum="paper")[1]).all()
 
 
-@pytest.mark.parametrize("size", [50176, 1024, 17, 169, 15, 30, 1])
-def test_num_th_largest_bits_is_a_sort(size):
-  """The 8-ary search ends on the num-th largest value exactly (np.sort), with ties,
-  constant rows, num = 0, 1 and S, sizes that divide into chunks and ones padded."""
+SEARCH_SIZES = [50176, 1024, 17, 169, 15, 30, 1]
+
+
+def _search_input(size):
+  """Nine rows of ``size`` values in [0, 1] and the ``num`` searched for in each."""
   rng = np.random.default_rng(size)
   x = rng.random((9, size)).astype(np.float32)
   x[0] = 0.5
@@ -136,8 +152,25 @@ def test_num_th_largest_bits_is_a_sort(size):
   x[2] = np.round(x[2] * 4) / 4
   num = rng.integers(0, size + 1, (9, 1)).astype(np.int32)
   num[3], num[4], num[5] = 0, size, 1
-  got = np.asarray(jax.jit(fmix._num_th_largest_bits)(
-      jax.lax.bitcast_convert_type(jnp.asarray(x), jnp.int32), jnp.asarray(num)))
+  return x, num
+
+
+@functools.cache
+def _searches():
+  """``_num_th_largest_bits`` of every size's input, all in one compiled program."""
+  inputs = [_search_input(size) for size in SEARCH_SIZES]
+  # float32 → int32 bits: numpy's view is bitcast_convert_type.
+  got = jax.jit(lambda args: [fmix._num_th_largest_bits(bits, num) for bits, num in args])(
+      [(x.view(np.int32), num) for x, num in inputs])
+  return dict(zip(SEARCH_SIZES, (np.asarray(g) for g in got), strict=True))
+
+
+@pytest.mark.parametrize("size", SEARCH_SIZES)
+def test_num_th_largest_bits_is_a_sort(size):
+  """The 8-ary search ends on the num-th largest value exactly (np.sort), with ties,
+  constant rows, num = 0, 1 and S, sizes that divide into chunks and ones padded."""
+  x, num = _search_input(size)
+  got = _searches()[size]
   for i in range(9):
     want = (fmix._ONE_BITS if num[i, 0] == 0 else
             np.sort(x[i].view(np.int32))[::-1][num[i, 0] - 1])
@@ -153,8 +186,7 @@ def test_binarise_is_the_reference_complement(max_soft):
   assert all(np.unique(im).size == h * w for im in images)  # No ties to break.
   lam = np.concatenate([[0.0, 1.0, 0.5, 0.05, 0.97], rng.uniform(size=35)]).astype(np.float32)
   ceil = rng.uniform(size=40) > 0.5
-  masks = np.asarray(fmix.binarise(jnp.asarray(images), jnp.asarray(lam), jnp.asarray(ceil),
-                                   max_soft))
+  masks = np.asarray(_binarise(images, lam, ceil, max_soft=max_soft))
   assert masks.dtype == (np.bool_ if max_soft == 0 else np.float32)
   for i in range(40):
     target = np.float32(lam[i]) * np.float32(h * w)  # λ·H·W as float32 rounds it.
@@ -176,7 +208,7 @@ def test_binarise_breaks_ties_by_position_with_exact_counts():
   lam = rng.uniform(size=50).astype(np.float32)
   lam[:3] = [0.0, 1.0, 0.5]
   ceil = rng.uniform(size=50) > 0.5
-  masks = np.asarray(fmix.binarise(jnp.asarray(images), jnp.asarray(lam), jnp.asarray(ceil)))
+  masks = np.asarray(_binarise(images, lam, ceil))
   for i in range(50):
     target = np.float32(lam[i]) * np.float32(h * w)
     num = int(np.ceil(target) if ceil[i] else np.floor(target))
@@ -189,7 +221,7 @@ def test_binarise_breaks_ties_by_position_with_exact_counts():
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_shapes_dtypes_and_modes(mode):
   b, h, w = 6, 10, 14
-  masks, lam = fmix.sample_fmix_masks(jax.random.key(0), b, h, w, mode=mode)
+  masks, lam = _sample_masks(jax.random.key(0), b, h, w, mode=mode)
   assert masks.shape == (b, h, w) and masks.dtype == jnp.bool_
   assert lam.shape == (b,) and lam.dtype == jnp.float32
   masks, lam = np.asarray(masks), np.asarray(lam)
@@ -205,8 +237,7 @@ def test_shapes_dtypes_and_modes(mode):
 
 
 def test_soft_masks_keep_the_exact_mass():
-  masks, lam = fmix.sample_fmix_masks(jax.random.key(1), 64, 16, 16, mode="elem",
-                                      max_soft=0.1)
+  masks, lam = _sample_masks(jax.random.key(1), 64, 16, 16, mode="elem", max_soft=0.1)
   masks, lam = np.asarray(masks, np.float64), np.asarray(lam)
   assert masks.dtype == np.float64 and ((masks >= 0) & (masks <= 1)).all()
   soft = ((masks > 0) & (masks < 1)).sum(axis=(1, 2))
@@ -219,7 +250,7 @@ def test_soft_masks_keep_the_exact_mass():
 
 def test_both_roundings_occur_and_the_coin_is_fair():
   n = 4000
-  masks, lam = fmix.sample_fmix_masks(jax.random.key(2), n, 8, 8, mode="elem")
+  masks, lam = _sample_masks(jax.random.key(2), n, 8, 8, mode="elem")
   num = np.rint((1.0 - np.asarray(masks).mean(axis=(1, 2))) * 64).astype(int)
   target = np.asarray(lam) * np.float32(64)
   frac = target != np.floor(target)
@@ -252,8 +283,8 @@ def test_mask_distribution_matches_reference_sampler(alpha, decay, size, spectru
   """
   h, w = size
   n = 2000
-  masks, lam = fmix.sample_fmix_masks(jax.random.key(3), n, h, w, alpha=alpha,
-                                      decay_power=decay, mode="elem", spectrum=spectrum)
+  masks, lam = _sample_masks(jax.random.key(3), n, h, w, alpha=alpha, decay_power=decay,
+                             mode="elem", spectrum=spectrum)
   masks = np.asarray(masks)
   ours = {"weight": 1.0 - masks.mean(axis=(1, 2))}
   ours["down"], ours["along"] = _boundaries(masks)
@@ -284,31 +315,32 @@ def test_mask_distribution_matches_reference_sampler(alpha, decay, size, spectru
 def test_partner_is_the_low_noise_side():
   """The partner's pixels are those of lowest noise: λ = 1 keeps every own pixel
   (the reference's mask is all ones), λ → 0 takes every pixel from the partner."""
-  image = jnp.asarray(np.random.default_rng(4).uniform(size=(1, 6, 6)), jnp.float32)
-  ones = fmix.binarise(image, jnp.ones(1), jnp.ones(1, bool))
-  zeros = fmix.binarise(image, jnp.zeros(1), jnp.ones(1, bool))
+  image = np.random.default_rng(4).uniform(size=(1, 6, 6)).astype(np.float32)
+  up = np.ones(1, bool)
+  ones = _binarise(image, np.ones(1, np.float32), up)
+  zeros = _binarise(image, np.zeros(1, np.float32), up)
   assert not np.asarray(ones).any() and np.asarray(zeros).all()
-  half = np.asarray(fmix.binarise(image, jnp.full(1, 0.5), jnp.ones(1, bool)))[0]
-  values = np.asarray(image)[0]
+  half = np.asarray(_binarise(image, np.full(1, 0.5, np.float32), up))[0]
+  values = image[0]
   assert values[half].max() < values[~half].min()
 
 
 def test_jit_and_vmap():
   key = jax.random.key(5)
-  sample = jax.jit(fmix.sample_fmix_masks, static_argnums=(1, 2, 3),
-                   static_argnames=("alpha", "decay_power", "max_soft", "mode", "spectrum"))
   for mode in ["batch", "elem"]:
     eager = fmix.sample_fmix_masks(key, 4, 9, 11, mode=mode)
-    jitted = sample(key, 4, 9, 11, mode=mode)
-    np.testing.assert_array_equal(eager[0], jitted[0])
-    np.testing.assert_array_equal(eager[1], jitted[1])
+    jitted = _sample_masks(key, 4, 9, 11, mode=mode)
+    np.testing.assert_array_equal(eager[0], jitted[0], err_msg=mode)
+    np.testing.assert_array_equal(eager[1], jitted[1], err_msg=mode)
   keys = jax.random.split(key, 3)
-  masks, lam = jax.vmap(lambda k: fmix.sample_fmix_masks(k, 4, 9, 11, mode="elem"))(keys)
+  # vmap against the unbatched draw, both compiled (the eager draw is compared above).
+  masks, lam = jax.jit(jax.vmap(lambda k: fmix.sample_fmix_masks(k, 4, 9, 11, mode="elem")))(
+      keys)
   assert masks.shape == (3, 4, 9, 11) and lam.shape == (3, 4)
   for i in range(3):
-    one = fmix.sample_fmix_masks(keys[i], 4, 9, 11, mode="elem")
-    np.testing.assert_array_equal(masks[i], one[0])
-    np.testing.assert_array_equal(lam[i], one[1])
+    one = _sample_masks(keys[i], 4, 9, 11, mode="elem")
+    np.testing.assert_array_equal(masks[i], one[0], err_msg=str(i))
+    np.testing.assert_array_equal(lam[i], one[1], err_msg=str(i))
 
 
 @pytest.mark.parametrize("kwargs,match", [

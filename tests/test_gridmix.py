@@ -13,6 +13,14 @@ from scipy import stats
 # The module, not the function mx.gridmix that the package exports under its name.
 gridmix = importlib.import_module("mixjax.gridmix")
 
+# The library's functions compiled once per shape and static option. Called outside jit,
+# every small operation is a program of its own; these tests check values, not eager
+# dispatch (except test_jit_and_vmap, which compares the two on purpose).
+_grid_masks = jax.jit(gridmix.grid_masks, static_argnames=("height", "width"))
+_sample_masks = jax.jit(gridmix.sample_gridmix_masks, static_argnums=(1, 2, 3),
+                        static_argnames=("alpha", "n_holes", "hole_aspect_ratio",
+                                         "cut_area_ratio", "cut_aspect_ratio", "mode"))
+
 
 # --- The reference, IlyaDobrynin/GridMixup gridmix/gridmix_pytorch.py at 11b741f. ------
 
@@ -92,8 +100,7 @@ def test_grid_masks_are_the_reference_pixel_for_pixel(size, hole_ar):
   h, w = size
   n = 400
   d = _draws(n, seed=0, hole_ar=hole_ar)
-  masks = np.asarray(gridmix.grid_masks(**{k: jnp.asarray(v) for k, v in d.items()},
-                                        height=h, width=w))
+  masks = np.asarray(_grid_masks(**d, height=h, width=w))
   assert masks.shape == (n, h, w) and masks.dtype == np.bool_
   fits = 0
   for i in range(n):
@@ -113,7 +120,7 @@ def test_grid_masks_are_the_reference_pixel_for_pixel(size, hole_ar):
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_shapes_and_modes(mode):
   b, h, w = 8, 32, 32
-  masks = gridmix.sample_gridmix_masks(jax.random.key(0), b, h, w, mode=mode)
+  masks = _sample_masks(jax.random.key(0), b, h, w, mode=mode)
   assert masks.shape == (b, h, w) and masks.dtype == jnp.bool_
   masks = np.asarray(masks)
   assert masks.any(axis=(1, 2)).all()
@@ -143,8 +150,7 @@ def test_hole_fraction_matches_reference_sampler(size, kwargs):
   params = dict(alpha=1.0, n_holes=(2, 6), hole_aspect_ratio=1.0, cut_area_ratio=(0.5, 1.0),
                 cut_aspect_ratio=(0.5, 2.0))
   params.update(kwargs)
-  masks = np.asarray(gridmix.sample_gridmix_masks(jax.random.key(2), n, h, w, mode="elem",
-                                                  **params))
+  masks = np.asarray(_sample_masks(jax.random.key(2), n, h, w, mode="elem", **params))
 
   def pair(v):
     return (v, v) if np.isscalar(v) else tuple(v)
@@ -169,30 +175,30 @@ def test_hole_fraction_matches_reference_sampler(size, kwargs):
 
 def test_holes_follow_lambda():
   """λ → 1 leaves 1-pixel holes (clamped up); λ = 0 leaves 1-pixel gaps (clamped down)."""
-  one = {k: jnp.asarray(v) for k, v in _draws(1, seed=2, area=(1.0, 1.0),
-                                              aspect=(1.0, 1.0)).items()}
-  one["n_holes"] = jnp.asarray([4], jnp.int32)
-  one["hole_aspect_ratio"] = jnp.asarray([1.0], jnp.float32)
-  full = np.asarray(gridmix.grid_masks(**{**one, "lam": jnp.zeros(1)}, height=32, width=32))
-  tiny = np.asarray(gridmix.grid_masks(**{**one, "lam": jnp.ones(1)}, height=32, width=32))
+  one = _draws(1, seed=2, area=(1.0, 1.0), aspect=(1.0, 1.0))
+  one["n_holes"] = np.asarray([4], np.int32)
+  one["hole_aspect_ratio"] = np.asarray([1.0], np.float32)
+  full = np.asarray(_grid_masks(**{**one, "lam": np.zeros(1, np.float32)}, height=32, width=32))
+  tiny = np.asarray(_grid_masks(**{**one, "lam": np.ones(1, np.float32)}, height=32, width=32))
   # 32/4 = 8-pixel patches: holes of 7×7 at λ = 0 and 1×1 at λ = 1.
   assert full.sum() == 16 * 49 and tiny.sum() == 16
 
 
 def test_jit_and_vmap():
+  # test_shapes_and_modes's sizes: its compiled programs serve here too (other keys).
   key = jax.random.key(3)
-  sample = jax.jit(gridmix.sample_gridmix_masks, static_argnums=(1, 2, 3),
-                   static_argnames=("alpha", "n_holes", "hole_aspect_ratio", "cut_area_ratio",
-                                    "cut_aspect_ratio", "mode"))
   for mode in ["batch", "elem"]:
-    np.testing.assert_array_equal(sample(key, 4, 32, 32, mode=mode),
-                                  gridmix.sample_gridmix_masks(key, 4, 32, 32, mode=mode))
+    np.testing.assert_array_equal(_sample_masks(key, 8, 32, 32, mode=mode),
+                                  gridmix.sample_gridmix_masks(key, 8, 32, 32, mode=mode),
+                                  err_msg=mode)
   keys = jax.random.split(key, 3)
-  masks = jax.vmap(lambda k: gridmix.sample_gridmix_masks(k, 4, 32, 32, mode="elem"))(keys)
-  assert masks.shape == (3, 4, 32, 32)
+  # vmap against the unbatched draw, both compiled (the eager draw is compared above).
+  masks = jax.jit(jax.vmap(lambda k: gridmix.sample_gridmix_masks(k, 8, 32, 32, mode="elem")))(
+      keys)
+  assert masks.shape == (3, 8, 32, 32)
   for i in range(3):
-    np.testing.assert_array_equal(masks[i],
-                                  gridmix.sample_gridmix_masks(keys[i], 4, 32, 32, mode="elem"))
+    np.testing.assert_array_equal(masks[i], _sample_masks(keys[i], 8, 32, 32, mode="elem"),
+                                  err_msg=str(i))
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -50,6 +50,25 @@ def _loss(weights, x, labels, plan):
   return mixjax.soft_target_cross_entropy(logits, targets).mean(), hidden
 
 
+def _manual_loss(weights, x, labels, lam, perm, layer):
+  """The loss of mixing at ``layer`` by hand (−1: nowhere), and (logits, hidden)."""
+  logits, hidden = _forward(weights, x, _manual_mix_at(layer, lam, perm))
+  lam = jnp.asarray(lam)[:, None]
+  targets = mixjax.soft_labels(labels, K)
+  targets = lam * targets + (1 - lam) * targets[jnp.asarray(perm)]
+  return mixjax.soft_target_cross_entropy(logits, targets).mean(), (logits, hidden)
+
+
+# The hand-written references, jitted with the layer static: one small program per
+# layer, where their eager calls compiled every operation on its own.
+_manual = jax.jit(_manual_loss, static_argnums=5)
+_manual_grad = jax.jit(jax.grad(lambda *args: _manual_loss(*args)[0], argnums=(0, 1)),
+                       static_argnums=5)
+# plan.mix_at at a static index, jitted: run eagerly, its lax.cond (a new closure on
+# every call) is compiled again each time.
+_mix_at = jax.jit(lambda plan, h, index: plan.mix_at(index, h), static_argnums=2)
+
+
 def _plans_for_every_layer():
   return plans_for_every_layer(LAYERS, B)
 
@@ -68,22 +87,19 @@ def test_one_program_serves_every_layer():
     value, hidden = loss(weights, x, labels, plan)
     k = int(plan.layer)
     lam, perm = np.asarray(plan.params.lam), np.asarray(plan.params.perm)
-    _, expected = _forward(weights, x, _manual_mix_at(k, lam, perm))
-    _, unmixed = _forward(weights, x, lambda i, h: h)
-    # Jitted and eager runs of the same two-layer MLP: each of its dots, tanhs and
-    # blends rounds within a few ulps of the activations' scale (16 allowed).
+    expected_value, (logits, expected) = _manual(weights, x, labels, lam, perm, k)
+    _, (_, unmixed) = _manual(weights, x, labels, lam, perm, -1)
+    # Two programs of the same two-layer MLP (the plan's and the hand-mixed one):
+    # each of its dots, tanhs and blends rounds within a few ulps of the
+    # activations' scale (16 allowed).
     for i in LAYERS:
       assert_close_in_ulps(hidden[i], expected[i], 16)
     # The drawn layer, and only it, is mixed: the layers before it are untouched.
     for i in range(k):
       assert_close_in_ulps(hidden[i], unmixed[i], 16)
     assert not np.allclose(hidden[k], unmixed[k])
-    targets = mixjax.soft_labels(labels, K)
-    targets = lam[:, None] * targets + (1 - lam[:, None]) * targets[perm]
-    logits, _ = _forward(weights, x, _manual_mix_at(k, lam, perm))
     # The loss inherits the logits' rounding (a log-softmax of K = 3 terms).
-    assert_close_in_ulps(value, mixjax.soft_target_cross_entropy(logits, targets).mean(), 16,
-                         scale=logits)
+    assert_close_in_ulps(value, expected_value, 16, scale=logits)
   assert len(traces) == 1
 
 
@@ -93,18 +109,12 @@ def test_grad_through_the_plan():
   for plan in _plans_for_every_layer():
     k = int(plan.layer)
     lam, perm = np.asarray(plan.params.lam), np.asarray(plan.params.perm)
-
-    def manual_loss(w, x, k=k, lam=lam, perm=perm):
-      logits, _ = _forward(w, x, _manual_mix_at(k, lam, perm))
-      targets = mixjax.soft_labels(labels, K)
-      targets = lam[:, None] * targets + (1 - lam[:, None]) * targets[perm]
-      return mixjax.soft_target_cross_entropy(logits, targets).mean()
-
     grads = grad_fn(weights, x, plan)
-    expected = jax.grad(manual_loss, argnums=(0, 1))(weights, x)
+    expected = _manual_grad(weights, x, labels, lam, perm, k)
     for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(expected), strict=True):
       assert np.isfinite(np.asarray(got)).all()
-      # Backward through the same MLP, jitted vs eager: 64 ulps of each gradient's scale.
+      # Backward through the same MLP in two programs (the plan's and the hand-mixed
+      # one): 64 ulps of each gradient's scale.
       assert_close_in_ulps(got, want, 64)
 
 
@@ -114,14 +124,18 @@ def test_mix_at_mixes_only_the_drawn_layer():
   lam = jnp.linspace(0.2, 0.8, B, dtype=jnp.float32)
   perm = jnp.roll(jnp.arange(B, dtype=jnp.int32), 1)
   params = mixjax.MixParams(perm=perm, label_weight=lam, lam=lam)
+  mixed = jax.jit(mixjax.mix_images)(params, h)
+  # λ·h + (1 − λ)·h[perm] exactly: float32 is within 2 ulps of 1 of it (values in [0, 1]).
+  lam64 = np.asarray(lam, np.float64)[:, None, None]
+  h64 = np.asarray(h, np.float64)
+  expected = lam64 * h64 + (1 - lam64) * h64[np.asarray(perm)]
   for layer in range(3):
     plan = MixPlan(layer=jnp.asarray(layer, jnp.int32), params=params)
     for i in range(3):
-      out = plan.mix_at(i, h)
+      out = _mix_at(plan, h, i)
       assert out.dtype == h.dtype
       if i == layer:
-        np.testing.assert_allclose(out, mixjax.mix_images(params, h), rtol=0, atol=1e-7)
-        expected = lam[:, None, None] * h + (1 - lam[:, None, None]) * h[perm]
+        np.testing.assert_allclose(out, mixed, rtol=0, atol=1e-7)
         np.testing.assert_allclose(out, expected, rtol=0, atol=2.0**-22)
       else:
         np.testing.assert_array_equal(out, h)
@@ -134,10 +148,13 @@ def test_at_input_with_cutmix_mixes_pixels_only_at_layer_0():
   params = mixjax.sample_cutmix(jax.random.key(0), B, (8, 8))
   plan = MixPlan.at_input(params)
   assert int(plan.layer) == 0
-  np.testing.assert_array_equal(plan.mix_at(0, x), mixjax.mix_images(params, x))
-  assert not np.array_equal(plan.mix_at(0, x), x)
-  # Boxes are in input pixels, so a deeper layer is never pasted.
-  np.testing.assert_array_equal(plan.mix_at(1, x), x)
+  at_input = _mix_at(plan, x, 0)
+  np.testing.assert_array_equal(at_input, jax.jit(mixjax.mix_images)(params, x))
+  assert not np.array_equal(at_input, x)
+  # Boxes are in input pixels, so a deeper layer is never pasted, even by a plan
+  # drawn there.
+  np.testing.assert_array_equal(_mix_at(plan, x, 1), x)
+  np.testing.assert_array_equal(_mix_at(plan.replace(layer=jnp.int32(1)), x, 1), x)
 
 
 def test_layer_is_uniform_and_lambda_is_beta():
@@ -145,7 +162,7 @@ def test_layer_is_uniform_and_lambda_is_beta():
   # both at the 1% level.
   layers, alpha = (0, 2, 3, 5), 2.0
   keys = jax.random.split(jax.random.key(6), 8000)
-  plans = jax.vmap(lambda k: mixjax.sample_plan(k, 4, layers, alpha=alpha))(keys)
+  plans = jax.jit(jax.vmap(lambda k: mixjax.sample_plan(k, 4, layers, alpha=alpha)))(keys)
   drawn = np.asarray(plans.layer)
   assert set(drawn) == set(layers)
   counts = np.array([(drawn == i).sum() for i in layers])

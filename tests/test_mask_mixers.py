@@ -3,6 +3,8 @@ inside exactly the mask; label weights are the exact mask mass; modes, dtypes, m
 errors. (Their samplers are tested against the references in test_<method>.py; jit,
 vmap and shard_map in test_transforms.py.)"""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -23,10 +25,13 @@ BF16_EPS = 2.0**-7  # bfloat16 has 8 significand bits.
 FUNCTIONS = {"fmix": mx.fmix, "gridmix": mx.gridmix, "smoothmix": mx.smoothmix,
              "saliencymix": mx.saliencymix}
 HARD = ["fmix", "gridmix", "saliencymix"]
+MODES = ["batch", "elem"]
+DTYPES = [jnp.float32, jnp.bfloat16, jnp.uint8]
+SEEDS = range(3)
 
 
 def _sample(name, key, x, mode):
-  """The eager draw of what FUNCTIONS[name](key, x, ...) applies."""
+  """The draw of what FUNCTIONS[name](key, x, ...) applies."""
   size = x.shape[1:3]
   if name == "saliencymix":
     return mx.sample_saliencymix(key, x, mode=mode)
@@ -35,13 +40,61 @@ def _sample(name, key, x, mode):
   return sample(key, B, size, mode=mode)
 
 
-def _mask(params, size):
-  """``[B, H, W]`` partner weight of a drawn mix (a box for SaliencyMix)."""
+def _mask(params, box_mask):
+  """``[B, H, W]`` partner weight of a drawn mix (a box for SaliencyMix: ``box_mask``, the
+  boxes rasterised by ``mx.box_mask``)."""
   if params.boxes is not None:
     assert params.mask is None
-    return np.asarray(mx.box_mask(params.boxes, *size))
+    return box_mask
   assert params.boxes is None
-  return np.asarray(params.mask)
+  return params.mask
+
+
+def _case(shape, dtype, mode=None):
+  """A name for the images of ``shape`` and ``dtype`` (and for their mix in ``mode``)."""
+  name = f"{len(shape)}d-{shape[1]}x{shape[2]}-{jnp.dtype(dtype).name}"
+  return name if mode is None else f"{name}-{mode}"
+
+
+@functools.cache
+def _mixes(name):
+  """``FUNCTIONS[name]`` applied to every shape, mode and dtype, and ``_sample``'s draw,
+  for the keys of SEEDS: one compiled program, vmapped over the keys.
+
+  Returns ``{case: (out, y, params, box_mask)}`` (``_case``; ``box_mask`` is
+  ``mx.box_mask`` of SaliencyMix's boxes, else None), every leaf with a leading seed axis.
+  The images go in as arguments (as constants XLA would fold them at compile time).
+  """
+  images = {_case(shape, dtype): distinct_images(shape, dtype)
+            for shape in SHAPES for dtype in DTYPES}
+
+  def one_key(seed, images):
+    key = jax.random.key(seed)
+    results, draws = {}, {}
+    for shape in SHAPES:
+      for mode in MODES:
+        for dtype in DTYPES:
+          x = images[_case(shape, dtype)]
+          # The draw is the same for every dtype, except SaliencyMix's (from the pixels).
+          which = (shape, mode, dtype if name == "saliencymix" else None)
+          if which not in draws:
+            params = _sample(name, key, x, mode)
+            box = None if params.boxes is None else mx.box_mask(params.boxes, *shape[1:3])
+            draws[which] = (params, box)
+          out, y = FUNCTIONS[name](key, x, LABELS, num_classes=B, mode=mode)
+          results[_case(shape, dtype, mode)] = (out, y, *draws[which])
+    return results
+
+  seeds = jnp.asarray(list(SEEDS), jnp.int32)
+  return jax.jit(jax.vmap(one_key, in_axes=(0, None)))(seeds, images)
+
+
+def _mix(name, shape, mode, dtype, seed):
+  """``(out, y, params, partner mask)`` for FUNCTIONS[name] on ``distinct_images(shape,
+  dtype)`` with ``jax.random.key(seed)``, as numpy arrays, from :func:`_mixes`."""
+  out, y, params, box = jax.tree.map(lambda leaf: np.asarray(leaf)[seed],
+                                     _mixes(name)[_case(shape, dtype, mode)])
+  return out, y, params, _mask(params, box)
 
 
 def _per_pixel(mask, x):
@@ -49,71 +102,72 @@ def _per_pixel(mask, x):
   return mask[..., None] if x.ndim == 4 else mask
 
 
-def _check_labels(y, perm, exact, ulps):
+def _check_labels(y, perm, exact, ulps, err_msg=""):
   """The diagonal (own weight) matches ``exact``; every row is w·e_i + (1 − w)·e_p."""
   own = perm == np.arange(B)
   weight = np.asarray(y)[np.arange(B), np.arange(B)]
-  assert_close_in_ulps(weight[~own], exact[~own], ulps, scale=1.0)
+  assert_close_in_ulps(weight[~own], exact[~own], ulps, scale=1.0, err_msg=err_msg)
   rows = np.eye(B, dtype=np.float32)
   want = weight[:, None] * rows + (np.float32(1) - weight[:, None]) * rows[perm]
   want[own] = rows[own]
-  np.testing.assert_array_equal(np.asarray(y), want)
+  np.testing.assert_array_equal(np.asarray(y), want, err_msg=err_msg)
 
 
-def _check_modes(masks, mode):
+def _check_modes(masks, mode, err_msg=""):
   if mode == "batch":  # One mask per call.
-    np.testing.assert_array_equal(masks, np.broadcast_to(masks[0], masks.shape))
+    np.testing.assert_array_equal(masks, np.broadcast_to(masks[0], masks.shape),
+                                  err_msg=err_msg)
   else:  # One per example.
-    assert len({m.tobytes() for m in masks}) > B // 2, "one mask per example"
+    assert len({m.tobytes() for m in masks}) > B // 2, f"one mask per example {err_msg}"
 
 
 @pytest.mark.parametrize("name", HARD)
-@pytest.mark.parametrize("mode", ["batch", "elem"])
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.uint8])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_hard_masks_take_exactly_the_partners_pixels(name, mode, dtype, shape):
+  # All of a method's cases and seeds are mixed and drawn in one program (_mixes).
   x = distinct_images(shape, dtype)
   xs = np.asarray(x)
   size = shape[1:3]
   sources = np.broadcast_to(np.arange(B).reshape((B,) + (1,) * (len(shape) - 1)), shape)
-  for seed in range(3):
-    key = jax.random.key(seed)
-    out, y = FUNCTIONS[name](key, x, LABELS, num_classes=B, mode=mode)
-    assert out.dtype == dtype and out.shape == x.shape  # Pixels are copied.
-    params = _sample(name, key, x, mode)
-    perm = np.asarray(params.perm)
-    mask = _mask(params, size)
-    assert mask.dtype == np.bool_ and mask.any() and not mask.all()
+  for seed in SEEDS:
+    msg = f"seed {seed}"
+    out, y, params, mask = _mix(name, shape, mode, dtype, seed)
+    assert out.dtype == dtype and out.shape == x.shape, msg  # Pixels are copied.
+    perm = params.perm
+    assert mask.dtype == np.bool_ and mask.any() and not mask.all(), msg
     inside = _per_pixel(mask, xs)
     # Every pixel traced to its example: the partner's inside the mask, its own outside.
     want_source = np.where(inside, perm.reshape((B,) + (1,) * (len(shape) - 1)), sources)
-    np.testing.assert_array_equal(source_example(out, dtype), want_source)
-    np.testing.assert_array_equal(np.asarray(out), np.where(inside, xs[perm], xs))
+    np.testing.assert_array_equal(source_example(out, dtype), want_source, err_msg=msg)
+    np.testing.assert_array_equal(out, np.where(inside, xs[perm], xs), err_msg=msg)
     # w = 1 − |M|/(H·W): float32 of an exact count's fraction (a quotient XLA may take as
     # a product with 1/(H·W): two roundings, within 2 ulps of 1).
     exact = 1.0 - mask.sum(axis=(1, 2)) / (size[0] * size[1])
-    assert_close_in_ulps(params.label_weight, exact, 2, scale=1.0)
-    _check_labels(y, perm, exact, 2)
-    _check_modes(mask, mode)
+    assert_close_in_ulps(params.label_weight, exact, 2, scale=1.0, err_msg=msg)
+    _check_labels(y, perm, exact, 2, msg)
+    _check_modes(mask, mode, msg)
 
 
-@pytest.mark.parametrize("mode", ["batch", "elem"])
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.uint8])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_smoothmix_blends_exactly_the_soft_mask(mode, dtype, shape):
+  # All cases and seeds are mixed and drawn in one program (_mixes).
   x = distinct_images(shape, dtype)
   xs = np.asarray(x, np.float64)
   size = shape[1:3]
   out_dtype = jnp.float32 if dtype == jnp.uint8 else dtype  # mixed_dtype: a soft mask.
-  for seed in range(3):
-    key = jax.random.key(seed)
-    out, y = mx.smoothmix(key, x, LABELS, num_classes=B, mode=mode)
-    assert out.dtype == out_dtype and out.shape == x.shape
-    params = mx.sample_smoothmix(key, B, size, mode=mode)
-    assert mx.mixed_dtype(params, dtype) == out_dtype
-    perm = np.asarray(params.perm)
-    mask = np.asarray(params.mask, np.float64)
-    assert params.mask.dtype == jnp.float32 and ((mask > 0) & (mask <= 1)).all()
+  for seed in SEEDS:
+    msg = f"seed {seed}"
+    out, y, params, mask = _mix("smoothmix", shape, mode, dtype, seed)
+    assert out.dtype == out_dtype and out.shape == x.shape, msg
+    assert mx.mixed_dtype(params, dtype) == out_dtype, msg
+    perm = params.perm
+    assert mask.dtype == np.float32, msg
+    mask = mask.astype(np.float64)
+    assert ((mask > 0) & (mask <= 1)).all(), msg
     m = _per_pixel(mask, xs)
     want = m * xs[perm] + (1 - m) * xs
     # float32 arithmetic on values |x| ≤ X: m·x_p, (1 − m), (1 − m)·x and the sum each
@@ -123,24 +177,29 @@ def test_smoothmix_blends_exactly_the_soft_mask(mode, dtype, shape):
     ulps, eps = (3, F32_EPS) if out_dtype != jnp.bfloat16 else (1, BF16_EPS)
     own = perm == np.arange(B)
     assert_close_in_ulps(np.asarray(out, np.float64)[~own], want[~own], ulps, scale=xs,
-                         eps=eps)
+                         eps=eps, err_msg=msg)
     # An example paired with itself comes back bit for bit.
-    np.testing.assert_array_equal(np.asarray(out, np.float64)[own], xs[own])
+    np.testing.assert_array_equal(np.asarray(out, np.float64)[own], xs[own], err_msg=msg)
     # w = 1 − mean(M) of the float32 mask: a float32 sum of H·W terms in [0, 1] (error
     # ≤ H·W ulps of the sum, so ≤ H·W ulps of 1 after dividing by H·W) and a division.
     exact = 1.0 - mask.mean(axis=(1, 2))
     ulps_w = size[0] * size[1] + 2
-    assert_close_in_ulps(params.label_weight, exact, ulps_w, scale=1.0)
-    _check_labels(y, perm, exact, ulps_w)
-    _check_modes(mask, mode)
+    assert_close_in_ulps(params.label_weight, exact, ulps_w, scale=1.0, err_msg=msg)
+    _check_labels(y, perm, exact, ulps_w, msg)
+    _check_modes(mask, mode, msg)
 
 
 def test_fmix_soft_edges_blend_and_keep_the_exact_mass():
   x = distinct_images((B, 16, 16, 3), jnp.uint8)
   key = jax.random.key(4)
-  out, y = mx.fmix(key, x, LABELS, num_classes=B, mode="elem", max_soft=0.2)
+
+  @jax.jit  # The mix and its draw in one program.
+  def mix_and_draw(key, x):
+    return (mx.fmix(key, x, LABELS, num_classes=B, mode="elem", max_soft=0.2),
+            mx.sample_fmix(key, B, (16, 16), mode="elem", max_soft=0.2))
+
+  (out, y), params = mix_and_draw(key, x)
   assert out.dtype == jnp.float32  # A soft mask blends: uint8 becomes float32.
-  params = mx.sample_fmix(key, B, (16, 16), mode="elem", max_soft=0.2)
   mask = np.asarray(params.mask, np.float64)
   assert ((mask > 0) & (mask < 1)).any()
   xs = np.asarray(x, np.float64)
@@ -156,20 +215,35 @@ def test_fmix_soft_edges_blend_and_keep_the_exact_mass():
 def test_mixer_and_registry_draw_what_the_function_draws(name):
   x = distinct_images(SHAPES[0], jnp.uint8)
   key = jax.random.key(5)
-  for mode in ["batch", "elem"]:
-    mixer = mx.get_mixer(name, num_classes=B, mode=mode, label_smoothing=0.1)
+  mixers = {mode: mx.get_mixer(name, num_classes=B, mode=mode, label_smoothing=0.1)
+            for mode in MODES}
+
+  @jax.jit  # Both modes' mixes and draws, by the mixer and by the functions, in one program.
+  def mixes_and_draws(key, x):
+    got = {}
+    for mode, mixer in mixers.items():
+      got[mode] = {
+          "mixer": mixer(key, x, LABELS),
+          "function": FUNCTIONS[name](key, x, LABELS, num_classes=B, mode=mode,
+                                      label_smoothing=0.1)}
+      if name != "saliencymix":
+        got[mode]["mixer.sample"] = mixer.sample(key, B, x.shape[1:])
+        got[mode]["sample"] = _sample(name, key, x, mode)
+    if name == "saliencymix":
+      got["images="] = (mixers["elem"].sample(key, B, x.shape[1:], images=x),
+                        mx.sample_saliencymix(key, x, mode="elem"))
+    return got
+
+  got = mixes_and_draws(key, x)
+  for mode, mixer in mixers.items():
     assert mixer.uses_images == (name == "saliencymix")
-    chex.assert_trees_all_equal(
-        mixer(key, x, LABELS),
-        FUNCTIONS[name](key, x, LABELS, num_classes=B, mode=mode, label_smoothing=0.1))
+    chex.assert_trees_all_equal(got[mode]["mixer"], got[mode]["function"])
     if name != "saliencymix":
-      chex.assert_trees_all_equal(mixer.sample(key, B, x.shape[1:]),
-                                  _sample(name, key, x, mode))
+      chex.assert_trees_all_equal(got[mode]["mixer.sample"], got[mode]["sample"])
   if name == "saliencymix":
     with pytest.raises(ValueError, match="pass images= to sample"):
-      mixer.sample(key, B, x.shape[1:])
-    chex.assert_trees_all_equal(mixer.sample(key, B, x.shape[1:], images=x),
-                                mx.sample_saliencymix(key, x, mode="elem"))
+      mixers["elem"].sample(key, B, x.shape[1:])
+    chex.assert_trees_all_equal(*got["images="])
 
 
 def test_paper_defaults():
@@ -183,10 +257,17 @@ def test_paper_defaults():
   # A number is kept as the range (v, v), which draws the same.
   x = distinct_images(SHAPES[0])
   key = jax.random.key(6)
-  chex.assert_trees_all_equal(mx.gridmix(key, x, LABELS, num_classes=B, n_holes=3),
-                              mx.gridmix(key, x, LABELS, num_classes=B, n_holes=(3, 3)))
-  chex.assert_trees_all_equal(mx.smoothmix(key, x, LABELS, num_classes=B, sigma=0.3),
-                              mx.get_mixer("smoothmix", num_classes=B, sigma=0.3)(key, x, LABELS))
+
+  @jax.jit  # The four mixes in one program.
+  def mixes(key, x):
+    return (mx.gridmix(key, x, LABELS, num_classes=B, n_holes=3),
+            mx.gridmix(key, x, LABELS, num_classes=B, n_holes=(3, 3)),
+            mx.smoothmix(key, x, LABELS, num_classes=B, sigma=0.3),
+            mx.get_mixer("smoothmix", num_classes=B, sigma=0.3)(key, x, LABELS))
+
+  grid_number, grid_pair, smooth_function, smooth_mixer = mixes(key, x)
+  chex.assert_trees_all_equal(grid_number, grid_pair)
+  chex.assert_trees_all_equal(smooth_function, smooth_mixer)
 
 
 BAD = [

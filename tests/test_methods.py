@@ -54,7 +54,8 @@ def test_config_fields_and_mix_kwargs_reach_the_methods_that_take_them():
   assert resize.mixer() == mx.ResizeMix(scope=(0.2, 0.5), mode="elem")
   manifold = training.method_from_config(c, "manifold_mixup")
   assert dict(manifold.hparams) == {"n": 3} and manifold.alpha == 0.4
-  plan = training.draw_plan(jax.random.key(0), B, SIZE, manifold, (0, 1))
+  plan = jax.eval_shape(lambda k: training.draw_plan(k, B, SIZE, manifold, (0, 1)),
+                        jax.random.key(0))
   assert plan.params.more_perms.shape == (B, 1)
   assert training.method_from_config(c, "cutmix").mixer() == mx.CutMix(
       alpha=0.4, prob=0.5, mode="elem")
@@ -80,7 +81,7 @@ def test_a_registered_mixer_is_a_trainer_method_and_trains(tmp_path):
     assert "swap_test" in training.METHODS
     method = training.Method.from_preset("swap_test", alpha=0.3)  # Swap takes no alpha.
     assert method.mixer() == Swap()
-    plan = training.draw_plan(jax.random.key(0), B, SIZE, method, (0,))
+    plan = jax.jit(lambda k: training.draw_plan(k, B, SIZE, method, (0,)))(jax.random.key(0))
     np.testing.assert_array_equal(np.asarray(plan.params.label_weight), 0.0)
     c = digits.get_config()
     c.tensorboard, c.num_epochs, c.log_every_epochs = False, 1, 100

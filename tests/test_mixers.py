@@ -2,6 +2,7 @@
 Mixer classes that draw what the functions draw, the registry and Choice."""
 
 import dataclasses
+import functools
 
 import chex
 import jax
@@ -14,6 +15,7 @@ from tests.tolerances import assert_close_in_ulps
 
 B, H, W, C = 8, 8, 8, 3
 LABELS = jnp.arange(B, dtype=jnp.int32)
+PAIRINGS = ("permute", "flip", "roll")
 
 
 def _images(dtype=jnp.float32, seed=0, shape=(B, H, W, C)):
@@ -45,35 +47,49 @@ def test_mixup_and_cutmix_mixers_draw_what_the_functions_draw(mode, pairing):
         mx.sample_cutmix(key, B, (H, W), mode=mode, minmax=(0.2, 0.6), pairing=pairing))
 
 
+@functools.partial(jax.jit, static_argnames="mode")
+def _prob_mixers_and_policy(key, x, mode):
+  """(Mixer with prob, sample_mix / mix) pairs: one program per mode."""
+  config = mx.MixConfig(mixup_alpha=0.8, cutmix_alpha=1.0, prob=0.9, mode=mode)
+  policy = mx.Policy(mixup_alpha=0.8, cutmix_alpha=1.0, prob=0.9, mode=mode)
+  return {
+      "mixup": (mx.Mixup(alpha=1.0, prob=0.5, mode=mode).sample(key, B, (H, W, C)),
+                mx.sample_mix(key, B, None, mx.MixConfig(mixup_alpha=1.0, cutmix_alpha=0.0,
+                                                          prob=0.5, mode=mode))),
+      "cutmix": (mx.CutMix(alpha=1.0, prob=0.5, mode=mode).sample(key, B, (H, W, C)),
+                 mx.sample_mix(key, B, (H, W), mx.MixConfig(mixup_alpha=0.0, cutmix_alpha=1.0,
+                                                             prob=0.5, mode=mode))),
+      "policy": (policy.sample(key, B, (H, W, C)), mx.sample_mix(key, B, (H, W), config)),
+      "policy call": (dataclasses.replace(policy, num_classes=B)(key, x, LABELS),
+                      mx.mix(key, x, LABELS, dataclasses.replace(config, num_classes=B))),
+  }
+
+
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_mixers_with_prob_draw_what_the_policy_draws(mode):
   """prob < 1 goes through sample_mix with the method alone, as the trainer did."""
-  key = jax.random.key(7)
-  _assert_params_equal(
-      mx.Mixup(alpha=1.0, prob=0.5, mode=mode).sample(key, B, (H, W, C)),
-      mx.sample_mix(key, B, None, mx.MixConfig(mixup_alpha=1.0, cutmix_alpha=0.0,
-                                                prob=0.5, mode=mode)))
-  _assert_params_equal(
-      mx.CutMix(alpha=1.0, prob=0.5, mode=mode).sample(key, B, (H, W, C)),
-      mx.sample_mix(key, B, (H, W), mx.MixConfig(mixup_alpha=0.0, cutmix_alpha=1.0,
-                                                  prob=0.5, mode=mode)))
-  config = mx.MixConfig(mixup_alpha=0.8, cutmix_alpha=1.0, prob=0.9, mode=mode)
-  policy = mx.Policy(mixup_alpha=0.8, cutmix_alpha=1.0, prob=0.9, mode=mode)
-  _assert_params_equal(policy.sample(key, B, (H, W, C)), mx.sample_mix(key, B, (H, W), config))
-  x = _images()
-  chex.assert_trees_all_equal(
-      dataclasses.replace(policy, num_classes=B)(key, x, LABELS),
-      mx.mix(key, x, LABELS, dataclasses.replace(config, num_classes=B)))
+  draws = jax.device_get(_prob_mixers_and_policy(jax.random.key(7), _images(), mode))
+  for name, (mixer_draw, policy_draw) in draws.items():
+    chex.assert_trees_all_equal(mixer_draw, policy_draw, custom_message=name)
+
+
+CALLED_MIXERS = (mx.Mixup(num_classes=B, mode="elem"), mx.CutMix(num_classes=B),
+                 mx.ResizeMix(num_classes=B, mode="elem"), mx.Mixup(num_classes=B, n=3))
+
+
+@jax.jit
+def _calls_and_sample_then_apply(key, x):
+  """Each mixer's __call__ (its own jitted program, here traced inline) next to
+  apply_mix(sample): one program for the four mixers."""
+  return [(mixer(key, x, LABELS), mx.apply_mix(mixer.sample(key, B, x.shape[1:]), x, LABELS, B))
+          for mixer in CALLED_MIXERS]
 
 
 def test_mixer_call_is_sample_then_apply_and_mixers_are_static_configs():
   x = _images()
-  for mixer in (mx.Mixup(num_classes=B, mode="elem"), mx.CutMix(num_classes=B),
-                mx.ResizeMix(num_classes=B, mode="elem"), mx.Mixup(num_classes=B, n=3)):
-    key = jax.random.key(1)
-    expected = jax.jit(lambda k, m=mixer: mx.apply_mix(m.sample(k, B, x.shape[1:]), x,
-                                                       LABELS, B))(key)
-    chex.assert_trees_all_equal(mixer(key, x, LABELS), expected)
+  results = jax.device_get(_calls_and_sample_then_apply(jax.random.key(1), x))
+  for mixer, (called, expected) in zip(CALLED_MIXERS, results, strict=True):
+    chex.assert_trees_all_equal(called, expected, custom_message=repr(mixer))
     assert hash(mixer) == hash(dataclasses.replace(mixer))
     with pytest.raises(dataclasses.FrozenInstanceError):
       mixer.mode = "elem"
@@ -183,25 +199,34 @@ def test_malformed_params_raise(bad, match):
 
 # ---- One structure, selection, prob ----------------------------------------------------
 
+CHOSEN = (mx.Mixup(mode="elem"), mx.CutMix(mode="elem"), mx.ResizeMix(mode="elem"),
+          mx.Identity())
+CHOICE = mx.Choice(mixers=CHOSEN, probs=(0.3, 0.3, 0.3, 0.1), mode="elem", num_classes=B)
+
+
+@jax.jit
+def _choice_and_each_mixers_mix(key, x):
+  """The Choice's mix, its choices, and each mixer's own mix of the whole batch with the
+  key the Choice hands it: one program, run per seed."""
+  key_choice, *keys = jax.random.split(key, len(CHOSEN) + 1)
+  return (CHOICE(key, x, LABELS), CHOICE.choose(key_choice, B),
+          [mx.apply_mix(mixer.sample(k, B, x.shape[1:]), x, LABELS, B)
+           for mixer, k in zip(CHOSEN, keys, strict=True)])
+
+
 def test_choice_gives_each_example_its_chosen_mixers_mix():
   x = _images()
-  mixers = (mx.Mixup(mode="elem"), mx.CutMix(mode="elem"), mx.ResizeMix(mode="elem"),
-            mx.Identity())
-  choice = mx.Choice(mixers=mixers, probs=(0.3, 0.3, 0.3, 0.1), mode="elem", num_classes=B)
   for seed in range(4):
-    key = jax.random.key(seed)
-    out, y = choice(key, x, LABELS)
-    key_choice, *keys = jax.random.split(key, len(mixers) + 1)
-    which = np.asarray(choice.choose(key_choice, B))
-    for j, (mixer, k) in enumerate(zip(mixers, keys, strict=True)):
-      own_out, own_y = mx.apply_mix(mixer.sample(k, B, x.shape[1:]), x, LABELS, B)
+    (out, y), which, own = jax.device_get(_choice_and_each_mixers_mix(jax.random.key(seed), x))
+    for j, (mixer, (own_out, own_y)) in enumerate(zip(CHOSEN, own, strict=True)):
       rows = which == j
-      if isinstance(mixer, mx.Mixup):  # A blend: the same formula in another program.
-        assert_close_in_ulps(np.asarray(out)[rows], np.asarray(own_out)[rows], 2, scale=1.0)
-        assert_close_in_ulps(np.asarray(y)[rows], np.asarray(own_y)[rows], 2, scale=1.0)
+      what = f"{type(mixer).__name__}, seed {seed}"
+      if isinstance(mixer, mx.Mixup):  # A blend: the same formula computed apart.
+        assert_close_in_ulps(out[rows], own_out[rows], 2, scale=1.0, err_msg=what)
+        assert_close_in_ulps(y[rows], own_y[rows], 2, scale=1.0, err_msg=what)
       else:  # Pastes and the identity: λ = 1 adds 0·x_p, exactly nothing.
-        np.testing.assert_array_equal(np.asarray(out)[rows], np.asarray(own_out)[rows])
-        np.testing.assert_array_equal(np.asarray(y)[rows], np.asarray(own_y)[rows])
+        np.testing.assert_array_equal(out[rows], own_out[rows], err_msg=what)
+        np.testing.assert_array_equal(y[rows], own_y[rows], err_msg=what)
 
 
 def test_choice_frequencies_batch_and_elem():
@@ -210,12 +235,12 @@ def test_choice_frequencies_batch_and_elem():
   probs = (0.2, 0.5, 0.3)
   mixers = (mx.Mixup(), mx.CutMix(), mx.Identity())
   elem = mx.Choice(mixers=mixers, probs=probs, mode="elem")
-  which = np.asarray(elem.choose(jax.random.key(0), 30_000))
+  batch = mx.Choice(mixers=mixers, probs=probs)
+  which, draws = jax.device_get(jax.jit(lambda k0, k1: (  # Both draws in one program.
+      elem.choose(k0, 30_000), jax.vmap(lambda k: batch.choose(k, 4))(jax.random.split(k1, 3000))
+  ))(jax.random.key(0), jax.random.key(1)))
   counts = np.bincount(which, minlength=3)
   assert stats.chisquare(counts, 30_000 * np.asarray(probs)).pvalue > 0.01
-  batch = mx.Choice(mixers=mixers, probs=probs)
-  draws = jax.vmap(lambda k: batch.choose(k, 4))(jax.random.split(jax.random.key(1), 3000))
-  draws = np.asarray(draws)
   assert (draws == draws[:, :1]).all(), "batch mode chooses one mixer per call"
   counts = np.bincount(draws[:, 0], minlength=3)
   assert stats.chisquare(counts, 3000 * np.asarray(probs)).pvalue > 0.01
@@ -320,21 +345,25 @@ def test_a_mixer_may_draw_from_the_pixels():
   mixer = BrightestPartner(num_classes=B)
   with pytest.raises(ValueError, match="pass images="):
     mixer.sample(jax.random.key(0), B, x.shape[1:])
-  out, y = mixer(jax.random.key(0), x, LABELS)
-  params = mixer.sample(jax.random.key(0), B, x.shape[1:], images=x)
-  chex.assert_trees_all_equal((out, y), jax.jit(lambda: mx.apply_mix(params, x, LABELS, B))())
   choice = mx.Choice(mixers=(mixer, mx.CutMix()), mode="elem", num_classes=B)
   assert choice.uses_images
-  choice(jax.random.key(1), x, LABELS)
-  from mixjax import training
+  from mixjax import registry, training
   mx.register_mixer("brightest_test", BrightestPartner)
   try:
     method = training.Method.from_preset("brightest_test")
-    plan = training.draw_plan(jax.random.key(0), B, (H, W), method, (0,), images=x)
-    chex.assert_trees_all_equal(plan.params, params)
+
+    @jax.jit
+    def run(x):  # One program: the call, sample then apply, the Choice and the trainer's plan.
+      params = mixer.sample(jax.random.key(0), B, x.shape[1:], images=x)
+      plan = training.draw_plan(jax.random.key(0), B, (H, W), method, (0,), images=x)
+      return (mixer(jax.random.key(0), x, LABELS), params, mx.apply_mix(params, x, LABELS, B),
+              choice(jax.random.key(1), x, LABELS), plan.params)
+
+    called, params, applied, _, plan_params = jax.device_get(run(x))
   finally:
-    from mixjax import registry
     registry._MIXERS.pop("brightest_test")
+  chex.assert_trees_all_equal(called, applied)
+  chex.assert_trees_all_equal(plan_params, params)
 
 
 def test_timm_policy_is_the_two_mixer_choice_in_distribution():
@@ -348,15 +377,15 @@ def test_timm_policy_is_the_two_mixer_choice_in_distribution():
                         mode="elem")
   choice = mx.Choice(mixers=(mx.Mixup(alpha=0.8, mode="elem"), mx.CutMix(mode="elem")),
                      probs=(0.6, 0.4), prob=0.7, mode="elem")
-  drawn = {"policy": mx.sample_mix(jax.random.key(0), n, size, config),
-           "choice": choice.sample(jax.random.key(1), n, size)}
 
   def outcomes(p):
-    cut = np.asarray(mx.box_area(p.boxes)) > 0
-    blend = np.asarray(p.lam) < 1
-    return np.where(cut, 1, np.where(blend, 0, 2)), np.asarray(p.label_weight)
+    cut = mx.box_area(p.boxes) > 0
+    blend = p.lam < 1
+    return jnp.where(cut, 1, jnp.where(blend, 0, 2)), p.label_weight
 
-  (a, wa), (b, wb) = outcomes(drawn["policy"]), outcomes(drawn["choice"])
+  (a, wa), (b, wb) = jax.device_get(jax.jit(lambda k0, k1: (  # Both draws in one program.
+      outcomes(mx.sample_mix(k0, n, size, config)), outcomes(choice.sample(k1, n, size))))(
+          jax.random.key(0), jax.random.key(1)))
   table = np.stack([np.bincount(a, minlength=3), np.bincount(b, minlength=3)])
   assert stats.chi2_contingency(table).pvalue > 0.01
   expected = np.array([0.7 * 0.6, 0.7 * 0.4, 0.3])

@@ -241,20 +241,24 @@ def test_lambda_rejection_fallback_is_exact(monkeypatch):
   assert stats.kstest(lam, stats.beta(0.4, 0.4).cdf).pvalue > 0.01
   assert stats.kstest(lam, stats.beta(0.8, 0.8).cdf).pvalue < 1e-6
   keys = jax.random.split(jax.random.key(6), 100)
-  lam = jax.vmap(lambda k: sampling.symmetric_beta(k, 0.4, (200,)))(keys)
+  lam = jax.jit(jax.vmap(lambda k: sampling.symmetric_beta(k, 0.4, (200,))))(keys)
   assert stats.kstest(np.asarray(lam, np.float64).ravel(), stats.beta(0.4, 0.4).cdf).pvalue > 0.01
 
 
 def test_lambda_of_no_examples_is_empty():
   from mixjax import sampling
-  for alpha in (0.2, 1.0):
-    assert sampling.symmetric_beta(jax.random.key(0), alpha, (0,)).shape == (0,)
+  for alpha in (0.2, 1.0):  # Run (jitted: one small program each), not only traced.
+    draw = jax.jit(lambda key, alpha=alpha: sampling.symmetric_beta(key, alpha, (0,)))
+    assert draw(jax.random.key(0)).shape == (0,)
 
 
 def test_lambda_is_float32_under_x64():
+  # The dtype is fixed while tracing: eval_shape traces the same code as a call.
   with jax.enable_x64(True):
     for alpha in (0.2, 1.0):
-      params = mixjax.sample_mixup(jax.random.key(0), 4, alpha=alpha, mode="elem")
+      params = jax.eval_shape(
+          lambda key, alpha=alpha: mixjax.sample_mixup(key, 4, alpha=alpha, mode="elem"),
+          jax.random.key(0))
       assert params.lam.dtype == jnp.float32
 
 
@@ -268,7 +272,8 @@ def test_lambda_with_traced_alpha_is_beta_distributed():
 def test_batch_lambda_is_beta_distributed():
   # One λ per call in batch mode: 4,000 calls, KS at the 1% level.
   keys = jax.random.split(jax.random.key(7), 4000)
-  lam = jax.vmap(lambda k: mixjax.sample_mixup(k, 4, alpha=0.5, mode="batch").lam)(keys)
+  lam = jax.jit(jax.vmap(lambda k: mixjax.sample_mixup(k, 4, alpha=0.5, mode="batch").lam))(
+      keys)
   lam = np.asarray(lam, np.float64)
   np.testing.assert_array_equal(lam, lam[:, :1].repeat(4, axis=1))
   assert stats.kstest(lam[:, 0], stats.beta(0.5, 0.5).cdf).pvalue > 0.01

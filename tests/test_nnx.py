@@ -97,6 +97,19 @@ def _hand_targets(labels, lam, perm):
   return lam[:, None] * targets + (1 - lam[:, None]) * targets[perm]
 
 
+def _hand_loss(weights, x, labels, lam, perm, k):
+  """The cross-entropy of :func:`_hand_forward` against the hand-mixed labels, and the logits."""
+  logits = _hand_forward(weights, x, k, lam, perm)
+  targets = _hand_targets(labels, jnp.asarray(lam), jnp.asarray(perm))
+  return mixjax.soft_target_cross_entropy(logits, targets).mean(), logits
+
+
+# The hand-written references, jitted with the layer static: one small program per layer
+# (eagerly, every operation of every call was a program of its own).
+_hand = jax.jit(_hand_loss, static_argnums=5)
+_hand_grad = jax.jit(jax.grad(lambda *args: _hand_loss(*args)[0]), static_argnums=5)
+
+
 def _loss(model, x, labels, plan):
   logits, _ = model(x, plan)
   return mixjax.soft_target_cross_entropy(logits, plan.mix_labels(labels, K)).mean()
@@ -142,17 +155,13 @@ def test_nnx_grad_matches_a_hand_mixed_forward():
   for plan in _plans_for_every_layer():
     k = int(plan.layer)
     lam, perm = np.asarray(plan.params.lam), np.asarray(plan.params.perm)
-
-    def hand_loss(w, k=k, lam=lam, perm=perm):
-      logits = _hand_forward(w, x, k, lam, perm)
-      return mixjax.soft_target_cross_entropy(logits, _hand_targets(labels, lam, perm)).mean()
-
     grads = nnx.to_pure_dict(grad_fn(model, x, labels, plan))
-    expected = jax.grad(hand_loss)(weights)
+    expected = _hand_grad(weights, x, labels, lam, perm, k)
     for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(expected), strict=True):
       assert np.isfinite(np.asarray(got)).all()
-      # Backward through the same two-layer MLP, jitted vs eager: 64 ulps of each gradient's
-      # scale, as tests/test_manifold.py allows its jax.numpy twin.
+      # Backward through the same two-layer MLP in two programs (NNX's and the hand-written
+      # one): 64 ulps of each gradient's scale, as tests/test_manifold.py allows its jax.numpy
+      # twin.
       assert_close_in_ulps(got, want, 64)
   assert len(traces) == 1
 
@@ -180,9 +189,8 @@ def test_nnx_optimizer_step_with_soft_targets():
     assert np.isfinite(float(loss))
     # The loss is the cross-entropy against plan.mix_labels, as by hand.
     lam, perm = np.asarray(plan.params.lam), np.asarray(plan.params.perm)
-    logits = _hand_forward(before, x, int(plan.layer), lam, perm)
-    hand = mixjax.soft_target_cross_entropy(logits, _hand_targets(labels, lam, perm)).mean()
-    # A log-softmax of K = 3 terms after the same MLP, jitted vs eager: 16 ulps of the logits.
+    hand, logits = _hand(before, x, labels, lam, perm, int(plan.layer))
+    # A log-softmax of K = 3 terms after the same MLP, in two programs: 16 ulps of the logits.
     assert_close_in_ulps(loss, hand, 16, scale=logits)
     # SGD: the optimizer moved every Param by −lr·grad (one multiply and one subtract, rounded
     # in the parameter's scale: 2 ulps).
@@ -210,9 +218,12 @@ def _linen_variables(module: nnx.Module) -> dict:
 
 def test_zoo_through_to_nnx_equals_linen_apply():
   linen_model = models.get_model("small_cnn", 10)
-  x = jax.random.normal(jax.random.key(1), (4, 8, 8, 1), jnp.float32)
-  model = nnx.bridge.ToNNX(linen_model, rngs=nnx.Rngs(0))
-  nnx.bridge.lazy_init(model, x)  # Runs linen init on a sample input (here without a plan).
+  x = jnp.asarray(np.random.default_rng(1).standard_normal((4, 8, 8, 1)).astype(np.float32))
+  # An "rbg" key: its draws compile in a fraction of threefry's time; any weights do here.
+  model = nnx.bridge.ToNNX(linen_model, rngs=nnx.Rngs(jax.random.key(0, impl="rbg")))
+  # Runs linen init on a sample input (here without a plan), as one program under nnx.jit
+  # (eagerly each of init's operations is a program of its own).
+  nnx.jit(nnx.bridge.lazy_init)(model, x)
   variables = _linen_variables(model)
   params = variables["params"]
   count = sum(math.prod(v.shape) for v in jax.tree.leaves(params))

@@ -1,6 +1,7 @@
 """The combined Mixup/CutMix policy: prob, switch_prob, modes, minmax, smoothing, dtypes."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -170,11 +171,25 @@ def test_batch_mode_one_decision_per_call():
                   jnp.float32)
   keys = jax.random.split(jax.random.key(1), calls)
   out, y = jax.vmap(lambda k, x: mixjax.mix(k, x, jnp.arange(batch) % 2, config))(keys, x)
+  x, out, y = np.asarray(x), np.asarray(out), np.asarray(y)  # (Not 3000 eager slices.)
   kinds = np.stack([_classify(x[c], out[c], y[c])[0] for c in range(calls)])
   assert (kinds == kinds[:, :1]).all(), "batch mode must treat the whole batch alike"
   kinds = kinds[:, 0]
   assert _within((kinds > 0).sum(), calls, 0.7)
   assert _within((kinds == 2).sum(), (kinds > 0).sum(), 0.5)
+
+
+BOX_RULE_CONFIGS = {rule: MixConfig(mixup_alpha=0.0, cutmix_alpha=1.0, mode="elem",
+                                    num_classes=2, box_rule=rule)
+                    for rule in ("reference", "full_side")}
+BOX_RULE_N, BOX_RULE_HW = 4000, 32
+
+
+@jax.jit
+def _draws_by_box_rule(key):
+  """test_policy_boxes_follow_box_rule's draw for each box rule: one program for both."""
+  return {rule: mixjax.sample_mix(key, BOX_RULE_N, (BOX_RULE_HW, BOX_RULE_HW), config)
+          for rule, config in BOX_RULE_CONFIGS.items()}
 
 
 @pytest.mark.parametrize("box_rule", ["reference", "full_side"])
@@ -184,11 +199,9 @@ def test_policy_boxes_follow_box_rule(box_rule):
   On 32×32 a reference box that is clipped on neither side of an axis has an even side
   (2·⌊cut/2⌋); mixjax 0.1.0's full_side boxes have odd ones too (the full cut).
   """
-  n, hw = 4000, 32
-  config = MixConfig(mixup_alpha=0.0, cutmix_alpha=1.0, mode="elem", num_classes=2,
-                     box_rule=box_rule)
+  hw = BOX_RULE_HW
   assert MixConfig(cutmix_alpha=1.0).box_rule == "reference"
-  params = mixjax.sample_mix(jax.random.key(3), n, (hw, hw), config)
+  params = jax.device_get(_draws_by_box_rule(jax.random.key(3)))[box_rule]
   boxes = np.asarray(params.boxes)
   area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
   # Exact label weight of each example's own box.
@@ -199,6 +212,16 @@ def test_policy_boxes_follow_box_rule(box_rule):
     interior = (boxes[:, lo] > 0) & (boxes[:, hi] < hw)
     odd.append(((boxes[:, hi] - boxes[:, lo])[interior] % 2 == 1).any())
   assert odd == [box_rule == "full_side"] * 2
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def _flip_draw_mix_and_permuted_draw(key, x, config):
+  """sample_mix and mix of `config` by one key, and sample_mix of it with pairing="permute":
+  one program (they share the draw but for the partners)."""
+  permuted = dataclasses.replace(config, pairing="permute")
+  return (mixjax.sample_mix(key, x.shape[0], x.shape[1:3], config),
+          mixjax.mix(key, x, LABELS, config),
+          mixjax.sample_mix(key, x.shape[0], x.shape[1:3], permuted))
 
 
 @pytest.mark.parametrize("mode", ["batch", "elem"])
@@ -212,20 +235,18 @@ def test_pairing_flip_is_timms_reversed_batch(mode):
   flipped = np.arange(B)[::-1]
   pasted = 0
   for seed in range(4):
-    key = jax.random.key(seed)
-    params = mixjax.sample_mix(key, B, SHAPE[1:3], config)
-    np.testing.assert_array_equal(params.perm, flipped)
-    out, y = mixjax.mix(key, x, LABELS, config)
+    params, (out, y), permuted = jax.device_get(
+        _flip_draw_mix_and_permuted_draw(jax.random.key(seed), x, config))
+    np.testing.assert_array_equal(params.perm, flipped, err_msg=f"seed {seed}")
     # Every pixel is the example's own or the one at the same place in x[::-1].
-    out, xs = np.asarray(out), np.asarray(x)
+    xs = np.asarray(x)
     own, partner = out == xs, out == xs[::-1]
-    assert (own | partner).all()
+    assert (own | partner).all(), seed
     pasted += (~own).any(axis=(1, 2, 3)).sum()
     _check_pasted(x, out, y)  # Labels: the exact kept fraction, the flipped partner's row.
+    if seed == 0:  # The same config but for the pairing, by key 0.
+      assert (np.asarray(permuted.perm) != flipped).any()
   assert pasted > 0
-  permuted = mixjax.sample_mix(jax.random.key(0), B, SHAPE[1:3],
-                               dataclasses.replace(config, pairing="permute"))
-  assert (np.asarray(permuted.perm) != flipped).any()
 
 
 @pytest.mark.parametrize("mode", ["batch", "elem"])

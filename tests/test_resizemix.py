@@ -1,5 +1,12 @@
 """ResizeMix: the whole partner resized into exactly the box, exact label weights,
-τ ~ U(0.1, 0.8) as OpenMixup draws it, dtypes, modes, jit and vmap."""
+τ ~ U(0.1, 0.8) as OpenMixup draws it, dtypes, modes, jit and vmap.
+
+A test's draws and mixes are compiled together, as one program per shape and mode that
+takes the key as an argument and mixes the batch of every dtype: it serves each seed and
+each dtype's parametrisation, where one compile per call and per eager primitive did.
+"""
+
+import functools
 
 import chex
 import jax
@@ -41,61 +48,84 @@ def _expected(x, params):
   return out
 
 
-def _box_mask(boxes, h, w):
-  return np.asarray(mx.box_mask(jnp.asarray(boxes), h, w))
+DTYPES = (jnp.uint8, jnp.bfloat16, jnp.float32)
+
+
+@functools.partial(jax.jit, static_argnames="mode")
+def _draw_and_mixes(key, images, mode):
+  """sample_resizemix, its box mask, and resizemix of each batch in `images` (one per dtype,
+  one shape) by `key`: one program per shape and mode (the mixes share its draw)."""
+  height, width = images[0].shape[1:3]
+  params = mx.sample_resizemix(key, B, (height, width), mode=mode)
+  return (params, mx.box_mask(params.boxes, height, width),
+          [mx.resizemix(key, x, LABELS, num_classes=B, mode=mode) for x in images])
 
 
 @pytest.mark.parametrize("mode", ["batch", "elem"])
-@pytest.mark.parametrize("dtype", [jnp.uint8, jnp.bfloat16, jnp.float32])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(B, 12, 10, 3), (B, 9, 9)])
 def test_box_holds_exactly_the_resized_partner(mode, dtype, shape):
-  x = _images(shape, dtype)
+  images = [_images(shape, d) for d in DTYPES]
+  x = images[DTYPES.index(dtype)]
   height, width = shape[1:3]
   for seed in range(4):
-    key = jax.random.key(seed)
-    out, y = mx.resizemix(key, x, LABELS, num_classes=B, mode=mode)
-    assert out.dtype == dtype and out.shape == x.shape  # Pixels are copied.
-    params = mx.sample_resizemix(key, B, (height, width), mode=mode)
-    np.testing.assert_array_equal(np.asarray(out), _expected(x, params))
+    params, inside, mixes = jax.device_get(_draw_and_mixes(jax.random.key(seed), images, mode))
+    out, y = mixes[DTYPES.index(dtype)]
+    assert out.dtype == dtype and out.shape == x.shape, seed  # Pixels are copied.
+    np.testing.assert_array_equal(out, _expected(x, params), err_msg=f"seed {seed}")
     # Changed pixels lie inside the box; outside it nothing moves.
-    inside = _box_mask(params.boxes, height, width)
-    changed = np.asarray(out) != np.asarray(x)
+    changed = out != np.asarray(x)
     if changed.ndim == 4:
       changed = changed.any(axis=3)
-    assert not (changed & ~inside).any()
-    np.testing.assert_array_equal(np.asarray(params.source_boxes),
-                                  np.broadcast_to([0, 0, height, width], (B, 4)))
+    assert not (changed & ~inside).any(), seed
+    np.testing.assert_array_equal(params.source_boxes,
+                                  np.broadcast_to([0, 0, height, width], (B, 4)),
+                                  err_msg=f"seed {seed}")
     # w = 1 − area/(H·W) per example (float32 of the exact fraction: a quotient XLA may
     # take as a product with 1/(H·W), two roundings, within 2 ulps of 1), and the labels
     # carry exactly that w.
     area = inside.sum(axis=(1, 2))
     exact = 1.0 - area / (height * width)
-    assert_close_in_ulps(params.label_weight, exact, 2, scale=1.0)
+    assert_close_in_ulps(params.label_weight, exact, 2, scale=1.0, err_msg=f"seed {seed}")
     perm = np.asarray(params.perm)
     own = perm == np.arange(B)
-    weight = np.asarray(y)[np.arange(B), np.arange(B)]  # As the compiled program drew it.
-    assert_close_in_ulps(weight[~own], exact[~own], 2, scale=1.0)
+    weight = y[np.arange(B), np.arange(B)]  # As the compiled program drew it.
+    assert_close_in_ulps(weight[~own], exact[~own], 2, scale=1.0, err_msg=f"seed {seed}")
     rows = np.eye(B, dtype=np.float32)
     want = weight[:, None] * rows + (np.float32(1) - weight[:, None]) * rows[perm]
     want[own] = rows[own]
-    np.testing.assert_array_equal(np.asarray(y), want)
+    np.testing.assert_array_equal(y, want, err_msg=f"seed {seed}")
     boxes = np.asarray(params.boxes)
     if mode == "batch":
-      np.testing.assert_array_equal(boxes, np.broadcast_to(boxes[0], boxes.shape))
+      np.testing.assert_array_equal(boxes, np.broadcast_to(boxes[0], boxes.shape),
+                                    err_msg=f"seed {seed}")
   if mode == "elem":
     assert len({tuple(b) for b in boxes}) > 1, "one box per example"
 
 
-@pytest.mark.parametrize("dtype", [jnp.uint8, jnp.int8, jnp.bfloat16, jnp.float32])
+TAKE_DTYPES = (jnp.uint8, jnp.int8, jnp.bfloat16, jnp.float32)
+OUTSIDE_PERM = np.asarray([1, -1, B + 3, -B - 2, 0, 2, B, -B], np.int32)
+
+
+@jax.jit
+def _mixes_and_takes_with_outside_partners(images):
+  """One draw with the partners OUTSIDE_PERM, mixed into and taken from each batch."""
+  params = mx.sample_resizemix(jax.random.key(4), B, (12, 10), mode="elem")
+  params = params.replace(perm=jnp.asarray(OUTSIDE_PERM))
+  return params, [(mx.mix_images(params, x), jnp.take(x, params.perm, axis=0))
+                  for x in images]
+
+
+@pytest.mark.parametrize("dtype", TAKE_DTYPES)
 def test_partner_indices_follow_jnp_take(dtype):
   """Hand-made partners outside [0, B) are filled as jnp.take fills them (NaN for
   floats, the largest uint / the smallest int), negative ones wrap; the resize is
   gathered before the fill (_take_rows_then_fill), with the same pixels."""
-  x = _images((B, 12, 10, 3), dtype, seed=3)
-  params = mx.sample_resizemix(jax.random.key(4), B, (12, 10), mode="elem")
-  perm = jnp.asarray([1, -1, B + 3, -B - 2, 0, 2, B, -B], jnp.int32)
-  out = np.asarray(mx.mix_images(params.replace(perm=perm), x))
-  taken = np.asarray(jnp.take(x, perm, axis=0))   # what each example's partner is
+  images = [_images((B, 12, 10, 3), d, seed=3) for d in TAKE_DTYPES]
+  params, mixes = jax.device_get(_mixes_and_takes_with_outside_partners(images))
+  x = images[TAKE_DTYPES.index(dtype)]
+  out, taken = mixes[TAKE_DTYPES.index(dtype)]   # taken: what each example's partner is
+  perm = OUTSIDE_PERM
   want = np.asarray(x).copy()
   for i, (t, left, b, r) in enumerate(np.asarray(params.boxes)):
     if b > t and r > left:
@@ -128,7 +158,10 @@ def test_box_sizes_follow_the_reference_sampler():
   """Two-sample KS at the 1% level: 20,000 label weights (τ, centre, clipping) against
   20,000 of the reference sampler, on 1000×1000 images so ties are rare."""
   size = 1000
-  _, ours = mx.sample_resizemix_boxes(jax.random.key(0), 20_000, (size, size), mode="elem")
+  (_, ours), (boxes, _) = jax.device_get(jax.jit(lambda k0, k1: (  # One program for both.
+      mx.sample_resizemix_boxes(k0, 20_000, (size, size), mode="elem"),
+      mx.sample_resizemix_boxes(k1, 5000, (size, size), mode="elem")))(
+          jax.random.key(0), jax.random.key(1)))
   ours = np.asarray(ours, np.float64)
   rng = np.random.default_rng(0)
   assert stats.kstest(ours, _reference_weights(rng, 20_000, size, size)).pvalue > 0.01
@@ -136,9 +169,16 @@ def test_box_sizes_follow_the_reference_sampler():
   wider = _reference_weights(rng, 20_000, size, size, (0.1, 0.9))
   assert stats.kstest(ours, wider).pvalue < 1e-6
   # τ = side/size within 1/size, so it stays in [0.1, 0.8] (a clipped side is shorter).
-  boxes, _ = mx.sample_resizemix_boxes(jax.random.key(1), 5000, (size, size), mode="elem")
-  sides = np.asarray(boxes[:, 2] - boxes[:, 0])
+  sides = boxes[:, 2] - boxes[:, 0]
   assert sides.max() <= 0.8 * size and sides.max() >= 0.75 * size
+
+
+@jax.jit
+def _use_alpha_weights(key):
+  """The 20,000 label weights of test_use_alpha_rule_follows_the_reference_sampler for each
+  of its α, drawn by one program."""
+  return {alpha: mx.sample_resizemix_boxes(key, 20_000, (1000, 1000), mode="elem",
+                                           tau_alpha=alpha)[1] for alpha in (0.5, 2.0)}
 
 
 @pytest.mark.parametrize("alpha", [0.5, 2.0])
@@ -146,9 +186,7 @@ def test_use_alpha_rule_follows_the_reference_sampler(alpha):
   """OpenMixup's use_alpha=True: Beta(α, α), redrawn uniformly outside the scope; the
   same two-sample KS test at the 1% level, and for α = 2 the uniform rule rejected."""
   size = 1000
-  _, ours = mx.sample_resizemix_boxes(jax.random.key(2), 20_000, (size, size), mode="elem",
-                                      tau_alpha=alpha)
-  ours = np.asarray(ours, np.float64)
+  ours = np.asarray(_use_alpha_weights(jax.random.key(2))[alpha], np.float64)
   rng = np.random.default_rng(1)
   assert stats.kstest(ours, _reference_weights(rng, 20_000, size, size, alpha=alpha)
                       ).pvalue > 0.01
@@ -163,12 +201,15 @@ def test_tiny_boxes_paste_nothing_and_one_program_for_every_box():
                         mode="elem")
   np.testing.assert_array_equal(np.asarray(out), np.asarray(x))
   np.testing.assert_array_equal(np.asarray(y), np.eye(B))
-  x = _images()
+  images = [_images(dtype=d) for d in DTYPES]
+  x = images[-1]
   keys = jax.random.split(jax.random.key(3), 4)
   outs, ys = jax.vmap(lambda k: mx.resizemix(k, x, LABELS, num_classes=B, mode="elem"))(keys)
   for i in range(4):
-    chex.assert_trees_all_equal(
-        (outs[i], ys[i]), mx.resizemix(keys[i], x, LABELS, num_classes=B, mode="elem"))
+    # One key at a time: the float32 resizemix of test_box_holds_exactly_the_resized_partner's
+    # program (the same batch, the key traced).
+    single = _draw_and_mixes(keys[i], images, "elem")[2][-1]
+    chex.assert_trees_all_equal((outs[i], ys[i]), single, custom_message=f"key {i}")
   jaxpr = str(jax.make_jaxpr(lambda k: mx.resizemix(k, x, LABELS, num_classes=B))(keys[0]))
   assert "cond" not in jaxpr and "while" not in jaxpr
 
@@ -176,10 +217,10 @@ def test_tiny_boxes_paste_nothing_and_one_program_for_every_box():
 def test_mixer_and_registry_draw_what_the_function_draws():
   x = _images(dtype=jnp.uint8)
   mixer = mx.get_mixer("resizemix", num_classes=B, mode="elem", scope=(0.2, 0.6))
-  key = jax.random.key(5)
-  chex.assert_trees_all_equal(
+  chex.assert_trees_all_equal(*jax.jit(lambda key: (  # One program: the two share a draw.
       mixer(key, x, LABELS),
-      mx.resizemix(key, x, LABELS, num_classes=B, mode="elem", scope=(0.2, 0.6)))
+      mx.resizemix(key, x, LABELS, num_classes=B, mode="elem", scope=(0.2, 0.6))))(
+          jax.random.key(5)))
 
 
 @pytest.mark.parametrize("scope,match", [((0.5,), "pair"), ((0.8, 0.1), "0 <= min <= max")])

@@ -20,6 +20,30 @@ from tests.tolerances import assert_close_in_ulps, ulps_apart
 # The module, not the function mx.saliencymix that the package exports under its name.
 saliencymix = importlib.import_module("mixjax.saliencymix")
 
+# The batch of the tests that draw boxes (B, H, W; RGB): one shape, so that the programs
+# their eager draws compile (every primitive, per shape) serve them all.
+DRAW_SHAPE = (12, 32, 40)
+
+
+# Compiled draws shared by the tests (one program per static option, whichever test asks
+# first); the eager draws they are compared with stay eager.
+@functools.partial(jax.jit, static_argnames=("mode", "saliency"))
+def _jitted_boxes_and_mix(key, images, mode, saliency):
+  """sample_saliencymix_boxes compiled, and saliencymix (labels i % 3) of the same key in
+  the same program, which shares the draw's saliency maps (one compile for both)."""
+  labels = jnp.arange(images.shape[0]) % 3
+  return (saliencymix.sample_saliencymix_boxes(key, images, mode=mode, saliency=saliency),
+          saliencymix.saliencymix(key, images, labels, num_classes=3, mode=mode,
+                                  saliency=saliency))
+
+
+@functools.partial(jax.jit, static_argnames="saliency")
+def _vmapped_elem_boxes(keys, stacked, saliency):
+  """sample_saliencymix_boxes(mode="elem") vmapped over keys and batches, compiled."""
+  return jax.vmap(lambda k, x: saliencymix.sample_saliencymix_boxes(
+      k, x, mode="elem", saliency=saliency))(keys, stacked)
+
+
 # --- OpenCV's StaticSaliencySpectralResidual (opencv_contrib 65fc3f1), numpy float64. -----
 
 
@@ -232,7 +256,7 @@ def _ref_saliency_bbox(saliency_map, lam):
 
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_boxes_centre_on_the_partners_peak(mode):
-  b, h, w = 12, 32, 40
+  b, h, w = DRAW_SHAPE
   images = jnp.asarray(_images(b, h, w, seed=5))
   perm, boxes, lam = saliencymix.sample_saliencymix_boxes(jax.random.key(2), images,
                                                            mode=mode)
@@ -254,12 +278,12 @@ def test_boxes_centre_on_the_partners_peak(mode):
 
 def test_lambda_is_beta_and_pairings():
   images = jnp.asarray(_images(4000, 8, 8, seed=6))
-  _, _, lam = saliencymix.sample_saliencymix_boxes(jax.random.key(3), images, alpha=0.7,
-                                                   mode="elem")
+  _, _, lam = jax.jit(functools.partial(  # Compiled: one program, not one per primitive.
+      saliencymix.sample_saliencymix_boxes, alpha=0.7, mode="elem"))(jax.random.key(3), images)
   assert stats.kstest(np.asarray(lam), stats.beta(0.7, 0.7).cdf).pvalue > 0.01
-  perm, _, _ = saliencymix.sample_saliencymix_boxes(jax.random.key(3), images[:5],
-                                                    pairing="flip")
-  np.testing.assert_array_equal(perm, [4, 3, 2, 1, 0])
+  images = jnp.asarray(_images(*DRAW_SHAPE, seed=6))  # The other tests' eager programs.
+  perm, _, _ = saliencymix.sample_saliencymix_boxes(jax.random.key(3), images, pairing="flip")
+  np.testing.assert_array_equal(perm, np.arange(DRAW_SHAPE[0])[::-1])
 
 
 def test_dtypes_and_constant_images():
@@ -269,33 +293,32 @@ def test_dtypes_and_constant_images():
   assert maps.dtype == jnp.float32 and np.isfinite(np.asarray(maps)).all()
   bf16 = saliencymix.saliency_maps(jnp.asarray(images, jnp.bfloat16))
   assert bf16.dtype == jnp.float32
-  flat = saliencymix.saliency_maps(jnp.ones((2, 16, 16, 3)))
+  flat = saliencymix.saliency_maps(jnp.ones(DRAW_SHAPE + (3,)))  # (The draws' program.)
   assert np.isfinite(np.asarray(flat)).all()  # log(|F| + 1) is finite where F = 0.
 
 
 def test_jit_and_vmap():
-  images = jnp.asarray(_images(6, 16, 16, seed=9))
+  images = jnp.asarray(_images(*DRAW_SHAPE, seed=9))
   key = jax.random.key(4)
-  sample = jax.jit(saliencymix.sample_saliencymix_boxes,
-                   static_argnames=("alpha", "mode", "pairing"))
   for mode in ["batch", "elem"]:
     eager = saliencymix.sample_saliencymix_boxes(key, images, mode=mode)
-    jitted = sample(key, images, mode=mode)
-    np.testing.assert_array_equal(eager[0], jitted[0])
-    np.testing.assert_array_equal(eager[1], jitted[1])
+    jitted, _ = _jitted_boxes_and_mix(key, images, mode, "spectral_residual")
+    np.testing.assert_array_equal(eager[0], jitted[0], err_msg=mode)
+    np.testing.assert_array_equal(eager[1], jitted[1], err_msg=mode)
     # Compiled, XLA may fuse the λ transform differently: 1 ulp of 1.0.
-    assert_close_in_ulps(jitted[2], eager[2], 1, scale=1.0)
+    assert_close_in_ulps(jitted[2], eager[2], 1, scale=1.0, err_msg=mode)
   keys = jax.random.split(key, 3)
   stacked = jnp.stack([images] * 3)
-  perm, boxes, lam = jax.vmap(
-      lambda k, x: saliencymix.sample_saliencymix_boxes(k, x, mode="elem"))(keys, stacked)
-  assert perm.shape == (3, 6) and boxes.shape == (3, 6, 4) and lam.shape == (3, 6)
+  # vmap, compiled as one program (eager vmap compiles each batched primitive apart).
+  perm, boxes, lam = _vmapped_elem_boxes(keys, stacked, "spectral_residual")
+  b = DRAW_SHAPE[0]
+  assert perm.shape == (3, b) and boxes.shape == (3, b, 4) and lam.shape == (3, b)
   for i in range(3):
     one = saliencymix.sample_saliencymix_boxes(keys[i], images, mode="elem")
-    np.testing.assert_array_equal(perm[i], one[0])
-    np.testing.assert_array_equal(boxes[i], one[1])
+    np.testing.assert_array_equal(perm[i], one[0], err_msg=f"key {i}")
+    np.testing.assert_array_equal(boxes[i], one[1], err_msg=f"key {i}")
     # Batched, XLA may fuse the λ transform differently: 1 ulp of 1.0.
-    assert_close_in_ulps(lam[i], one[2], 1, scale=1.0)
+    assert_close_in_ulps(lam[i], one[2], 1, scale=1.0, err_msg=f"key {i}")
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -348,21 +371,27 @@ class _OpenCV:
   def __init__(self, tmp):
     self.tmp = tmp
 
-  def _run(self, *args):
-    return subprocess.run([sys.executable, "-c", _OPENCV_SCRIPT, *args], check=True,
-                          capture_output=True, text=True, timeout=300).stdout
-
   def maps(self, kind, images):
     inputs, outputs = os.path.join(self.tmp, "in.npz"), os.path.join(self.tmp, "out.npy")
     np.savez(inputs, **{f"a{i}": image for i, image in enumerate(images)})
-    self._run(kind, inputs, outputs)
+    _run_opencv(kind, inputs, outputs)
     return np.load(outputs)
 
   def float_path_is_avx2(self):
     """Our float path rounds as OpenCV's AVX2 kernels (FMA grey, 8-lane integral); it
     is the kernel OpenCV runs on any x86-64 CPU with AVX2 (AVX-512 ones included:
     measured on a Zen 4). Elsewhere OpenCV's own float maps round in another order."""
-    return self._run("avx2").strip() == "1"
+    return _float_path_is_avx2()
+
+
+def _run_opencv(*args):
+  return subprocess.run([sys.executable, "-c", _OPENCV_SCRIPT, *args], check=True,
+                        capture_output=True, text=True, timeout=300).stdout
+
+
+@functools.lru_cache(maxsize=1)
+def _float_path_is_avx2():
+  return _run_opencv("avx2").strip() == "1"  # Asked once: a child process each time costs.
 
 
 @functools.lru_cache(maxsize=1)
@@ -404,6 +433,12 @@ def _fine_grained_cases(n, h, w, seed):
           "grey1-normalised": normalised[..., :1].copy()}
 
 
+@jax.jit
+def _fine_grained_maps(batches):
+  """fine_grained_saliency_maps of each batch: one program for all of a test's inputs."""
+  return [saliencymix.fine_grained_saliency_maps(x) for x in batches]
+
+
 @pytest.mark.parametrize("size", [(32, 32), (40, 24), (37, 29), (224, 224)])
 def test_fine_grained_maps_equal_opencv(size):
   """Bit for bit: every step is integer or one float32 operation rounded once, in
@@ -413,22 +448,36 @@ def test_fine_grained_maps_equal_opencv(size):
   cv2 = _cv2()
   h, w = size
   n = 2 if h > 100 else 6
-  for name, images in _fine_grained_cases(n, h, w, seed=h + w).items():
-    if images.dtype != np.uint8 and not cv2.float_path_is_avx2():
-      continue  # (uint8 is integer arithmetic: exact on every CPU)
-    ours = np.asarray(saliencymix.fine_grained_saliency_maps(jnp.asarray(images)))
-    assert ours.shape == (n, h, w) and ours.dtype == np.float32, name
-    want = _cv_fine_grained(cv2, images)
-    np.testing.assert_array_equal(ours, want, err_msg=name)
+  cases = {name: images for name, images in _fine_grained_cases(n, h, w, seed=h + w).items()
+           # (uint8 is integer arithmetic: exact on every CPU)
+           if images.dtype == np.uint8 or cv2.float_path_is_avx2()}
+  # Cases of one dtype and shape go in one batch (maps are per image), every batch in one
+  # compiled program, and every image to one OpenCV child process.
+  groups = {}
+  for name, images in cases.items():
+    groups.setdefault((images.dtype.str, images.shape[1:]), []).append(name)
+  batches = [np.concatenate([cases[name] for name in names]) for names in groups.values()]
+  ours = {}
+  for names, batch, maps in zip(groups.values(), batches,
+                                _fine_grained_maps([jnp.asarray(b) for b in batches]),
+                                strict=True):
+    maps = np.asarray(maps)
+    assert maps.shape == (len(batch), h, w) and maps.dtype == np.float32, names
+    ours.update(zip(names, np.split(maps, len(names)), strict=True))
+  cv_maps = _cv_fine_grained(cv2, [image for images in cases.values() for image in images])
+  for i, name in enumerate(cases):
+    want = cv_maps[i * n:(i + 1) * n]
+    np.testing.assert_array_equal(ours[name], want, err_msg=name)
     assert len(np.unique(want)) > 10, name  # Not a degenerate map.
 
 
 def test_fine_grained_float_input_reads_bytes_as_opencv_does():
   """OpenCV reads the float image's bytes as pixels: only the left quarter of the
   columns enters as centres, so changing the right half moves the window means only."""
-  images = _images(2, 32, 32, seed=11)
+  images = _images(*DRAW_SHAPE, seed=11)  # (The fine-grained draws' program.)
+  w = DRAW_SHAPE[2]
   changed = images.copy()
-  changed[:, :, 8:] = changed[:, :, 8:] * 0.5
+  changed[:, :, w // 4:] = changed[:, :, w // 4:] * 0.5
   a = np.asarray(saliencymix.fine_grained_saliency_maps(jnp.asarray(images)))
   b = np.asarray(saliencymix.fine_grained_saliency_maps(jnp.asarray(changed)))
   assert not np.array_equal(a, b)
@@ -444,7 +493,7 @@ def test_fine_grained_boxes_centre_on_opencvs_peak(mode):
   cv2 = _cv2()
   if not cv2.float_path_is_avx2():
     pytest.skip("OpenCV's float kernels on this CPU are not the AVX2 ones we follow")
-  b, h, w = 12, 32, 40
+  b, h, w = DRAW_SHAPE
   images = ((_images(b, h, w, seed=12) - _CIFAR_MEAN) / _CIFAR_STD).astype(np.float32)
   perm, boxes, lam = (np.asarray(v) for v in saliencymix.sample_saliencymix_boxes(
       jax.random.key(5), jnp.asarray(images), mode=mode, saliency="fine_grained"))
@@ -456,40 +505,38 @@ def test_fine_grained_boxes_centre_on_opencvs_peak(mode):
 
 
 def test_saliency_option_default_unchanged_and_jit_vmap():
-  images = jnp.asarray(_images(6, 16, 16, seed=13))
+  images = jnp.asarray(_images(*DRAW_SHAPE, seed=13))
   key = jax.random.key(6)
-  sample = jax.jit(saliencymix.sample_saliencymix_boxes,
-                   static_argnames=("alpha", "mode", "pairing", "saliency"))
+  batch, height, width = DRAW_SHAPE
   for mode in ["batch", "elem"]:
     default = saliencymix.sample_saliencymix_boxes(key, images, mode=mode)
     named = saliencymix.sample_saliencymix_boxes(key, images, mode=mode,
                                                  saliency="spectral_residual")
     for a, b in zip(default, named, strict=True):
-      np.testing.assert_array_equal(a, b)
+      np.testing.assert_array_equal(a, b, err_msg=mode)
     for detector in saliencymix.SALIENCY_DETECTORS:
+      what = f"{mode}, {detector}"
       eager = saliencymix.sample_saliencymix_boxes(key, images, mode=mode, saliency=detector)
-      jitted = sample(key, images, mode=mode, saliency=detector)
-      np.testing.assert_array_equal(eager[0], jitted[0])
-      np.testing.assert_array_equal(eager[1], jitted[1])
+      jitted, (x, y) = _jitted_boxes_and_mix(key, images, mode, detector)
+      np.testing.assert_array_equal(eager[0], jitted[0], err_msg=what)
+      np.testing.assert_array_equal(eager[1], jitted[1], err_msg=what)
       # Compiled, XLA may fuse the λ transform differently: 1 ulp of 1.0.
-      assert_close_in_ulps(jitted[2], eager[2], 1, scale=1.0)
+      assert_close_in_ulps(jitted[2], eager[2], 1, scale=1.0, err_msg=what)
+      # saliencymix takes the detector (the reference's mode is "batch").
+      assert x.shape == images.shape and y.shape == (batch, 3), what
   keys = jax.random.split(key, 3)
   stacked = jnp.stack([images] * 3)
-  perm, boxes, _ = jax.vmap(lambda k, x: saliencymix.sample_saliencymix_boxes(
-      k, x, mode="elem", saliency="fine_grained"))(keys, stacked)
+  perm, boxes, _ = _vmapped_elem_boxes(keys, stacked, "fine_grained")
   for i in range(3):
     one = saliencymix.sample_saliencymix_boxes(keys[i], images, mode="elem",
                                                saliency="fine_grained")
-    np.testing.assert_array_equal(perm[i], one[0])
-    np.testing.assert_array_equal(boxes[i], one[1])
-  labels = jnp.arange(6) % 3
-  x, y = saliencymix.saliencymix(key, images, labels, num_classes=3, saliency="fine_grained")
+    np.testing.assert_array_equal(perm[i], one[0], err_msg=f"key {i}")
+    np.testing.assert_array_equal(boxes[i], one[1], err_msg=f"key {i}")
   params = saliencymix.sample_saliencymix(key, images, saliency="fine_grained")
-  assert x.shape == images.shape and y.shape == (6, 3)
   mixer = saliencymix.SaliencyMix(saliency="fine_grained")
   mixer.validate()
   np.testing.assert_array_equal(
-      mixer.draw(key, 6, (16, 16), images=images).label_weight, params.label_weight)
+      mixer.draw(key, batch, (height, width), images=images).label_weight, params.label_weight)
 
 
 def test_unknown_saliency_detector():

@@ -13,6 +13,13 @@ from tests.tolerances import assert_close_in_ulps
 # The module, not the function mx.smoothmix that the package exports under its name.
 smoothmix = importlib.import_module("mixjax.smoothmix")
 
+# The library's functions compiled once per shape and static option. Called outside jit,
+# every small operation is a program of its own; these tests check values, not eager
+# dispatch (except test_jit_and_vmap, which compares the two on purpose).
+_gaussian_masks = jax.jit(smoothmix.gaussian_masks, static_argnums=(3, 4))
+_sample_masks = jax.jit(smoothmix.sample_smoothmix_masks, static_argnums=(1, 2, 3),
+                        static_argnames=("sigma", "mode"))
+
 # --- The reference, OpenMixup openmixup/models/augments/smoothmix.py at 37e1372. --------
 
 
@@ -48,14 +55,15 @@ def _ref_draw(rng, h, w):
 def test_gaussian_masks_are_the_reference_kernel(size):
   """On even square images the reference's kernel is a Gaussian at (k_h − ½, k_w − ½)."""
   rng = np.random.default_rng(0)
-  for _ in range(20):
-    want, (k_h, k_w, sigma) = _ref_draw(rng, size, size)
-    got = np.asarray(smoothmix.gaussian_masks(
-        jnp.asarray([k_h - 0.5], jnp.float32), jnp.asarray([k_w - 0.5], jnp.float32),
-        jnp.asarray([sigma], jnp.float32), size, size))[0]
+  draws = [_ref_draw(rng, size, size) for _ in range(20)]
+  # The 20 kernels from one call (one compiled program), each example on its own.
+  k_h, k_w, sigma = (np.asarray([d[1][i] for d in draws], np.float32) for i in range(3))
+  got = np.asarray(_gaussian_masks(k_h - np.float32(0.5), k_w - np.float32(0.5), sigma,
+                                   size, size))
+  for i, (want, _) in enumerate(draws):
     # exp(−a) with a rounded to ~2 ulps relative: error ≤ e^{−a}·a·2ε + ulp ≤ 2ε/e + ε,
     # plus σ rounded to float32 (a·2ε more): 4 ulps of 1.0 bound it.
-    assert_close_in_ulps(got, want, 4, scale=1.0)
+    assert_close_in_ulps(got[i], want, 4, scale=1.0, err_msg=str(i))
   # The peak sits on the corner (k_h − ½, k_w − ½): the four pixels around it are maximal.
   want, (k_h, k_w, _) = _ref_draw(np.random.default_rng(1), 16, 16)
   top = np.argwhere(want == want.max())
@@ -66,7 +74,7 @@ def test_gaussian_masks_are_the_reference_kernel(size):
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_shapes_dtypes_and_modes(mode):
   b, h, w = 6, 16, 24
-  masks = smoothmix.sample_smoothmix_masks(jax.random.key(0), b, h, w, mode=mode)
+  masks = _sample_masks(jax.random.key(0), b, h, w, mode=mode)
   assert masks.shape == (b, h, w) and masks.dtype == jnp.float32
   masks = np.asarray(masks)
   assert ((masks > 0) & (masks <= 1)).all()
@@ -81,8 +89,7 @@ def test_non_square_centres_and_widths():
   the 1% level)."""
   h, w = 8, 20
   n = 4000
-  masks = np.asarray(smoothmix.sample_smoothmix_masks(jax.random.key(1), n, h, w,
-                                                      mode="elem"))
+  masks = np.asarray(_sample_masks(jax.random.key(1), n, h, w, mode="elem"))
   flat = masks.reshape(n, -1)
   peak = np.stack(np.unravel_index(flat.argmax(axis=1), (h, w)), axis=1)
   # A centre k − ½ ties pixels k − 1 and k; argmax takes k − 1 (or 0 for k = 0), so the
@@ -99,39 +106,38 @@ def test_mask_mass_matches_reference_sampler():
   32×32 (even and square, where the reference runs): 3,000 draws each, at the 1% level.
   Power: a σ range of [0.3, 0.5) is rejected."""
   n, h = 3000, 32
-  ours = np.asarray(smoothmix.sample_smoothmix_masks(jax.random.key(2), n, h, h,
-                                                     mode="elem")).mean(axis=(1, 2))
+  ours = np.asarray(_sample_masks(jax.random.key(2), n, h, h, mode="elem")).mean(axis=(1, 2))
   rng = np.random.default_rng(0)
   ref = np.array([_ref_draw(rng, h, h)[0].mean() for _ in range(n)])
   assert stats.ks_2samp(ours, ref).pvalue > 0.01
-  other = np.asarray(smoothmix.sample_smoothmix_masks(jax.random.key(3), n, h, h, mode="elem",
-                                                      sigma=(0.3, 0.5))).mean(axis=(1, 2))
+  other = np.asarray(_sample_masks(jax.random.key(3), n, h, h, mode="elem",
+                                  sigma=(0.3, 0.5))).mean(axis=(1, 2))
   assert stats.ks_2samp(other, ref).pvalue < 1e-6
 
 
 def test_fixed_sigma():
-  masks = np.asarray(smoothmix.sample_smoothmix_masks(jax.random.key(4), 3, 10, 10,
-                                                      mode="elem", sigma=0.3))
+  masks = np.asarray(_sample_masks(jax.random.key(4), 3, 10, 10, mode="elem", sigma=0.3))
   assert masks.max() < 1  # The centre is on a pixel corner, never on a pixel.
   # Nearest pixels at distance √½ from the centre: exp(−½/(2·3²)).
   assert_close_in_ulps(masks.max(axis=(1, 2)), np.exp(-0.5 / 18), 4, scale=1.0)
 
 
 def test_jit_and_vmap():
+  # test_shapes_dtypes_and_modes's sizes: its compiled programs serve here too (other keys).
   key = jax.random.key(5)
-  sample = jax.jit(smoothmix.sample_smoothmix_masks, static_argnums=(1, 2, 3),
-                   static_argnames=("sigma", "mode"))
   for mode in ["batch", "elem"]:
     # XLA may fuse the exponent's arithmetic differently from eager: a few ulps of 1.0.
-    assert_close_in_ulps(sample(key, 4, 12, 12, mode=mode),
-                         smoothmix.sample_smoothmix_masks(key, 4, 12, 12, mode=mode), 4,
-                         scale=1.0)
+    assert_close_in_ulps(_sample_masks(key, 6, 16, 24, mode=mode),
+                         smoothmix.sample_smoothmix_masks(key, 6, 16, 24, mode=mode), 4,
+                         scale=1.0, err_msg=mode)
   keys = jax.random.split(key, 3)
-  masks = jax.vmap(lambda k: smoothmix.sample_smoothmix_masks(k, 4, 12, 12, mode="elem"))(keys)
-  assert masks.shape == (3, 4, 12, 12)
+  # vmap against the unbatched draw, both compiled (the eager draw is compared above).
+  masks = jax.jit(jax.vmap(lambda k: smoothmix.sample_smoothmix_masks(k, 6, 16, 24,
+                                                                      mode="elem")))(keys)
+  assert masks.shape == (3, 6, 16, 24)
   for i in range(3):
-    assert_close_in_ulps(masks[i], smoothmix.sample_smoothmix_masks(keys[i], 4, 12, 12,
-                                                                    mode="elem"), 4, scale=1.0)
+    assert_close_in_ulps(masks[i], _sample_masks(keys[i], 6, 16, 24, mode="elem"), 4,
+                         scale=1.0, err_msg=str(i))
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -202,7 +202,7 @@ def test_shard_map_equals_per_shard_calls(style):
   mesh = jax.make_mesh((devices,), ("data",))
   keys = jax.random.split(KEY_STYLES[style](0), devices)
   x = _images((devices * B,) + SHAPE[1:], seed=8)
-  y = jnp.tile(LABELS, devices)
+  y = np.tile(np.asarray(LABELS), devices)
   sharded = jax.device_put((keys, x, y), NamedSharding(mesh, P("data")))
 
   @jax.jit
@@ -215,6 +215,7 @@ def test_shard_map_equals_per_shard_calls(style):
   assert out.sharding.spec[0] == "data"
   out, labels = np.asarray(out), np.asarray(labels)
   assert out.shape == x.shape and labels.shape == (devices * B, B)
+  x, y = np.asarray(x), np.asarray(y)  # Sliced by NumPy: no eager slice programs.
   for d in range(devices):
     part = slice(d * B, (d + 1) * B)
     out_d, labels_d = _mixup(keys[d], x[part], y[part])
@@ -232,7 +233,7 @@ def test_mask_methods_under_shard_map_equal_per_shard_calls(name):
   op = OPS[name]
   keys = jax.random.split(jax.random.key(11), devices)
   x = _images((devices * B,) + SHAPE[1:], seed=12)
-  y = jnp.tile(LABELS, devices)
+  y = np.tile(np.asarray(LABELS), devices)
   sharded = jax.device_put((keys, x, y), NamedSharding(mesh, P("data")))
   per_device = jax.jit(jax.shard_map(
       lambda key, x, y: op(key[0], x, y), mesh=mesh,
@@ -240,6 +241,7 @@ def test_mask_methods_under_shard_map_equal_per_shard_calls(name):
   out, labels = per_device(*sharded)
   assert out.sharding.spec[0] == "data"
   out, labels = np.asarray(out), np.asarray(labels)
+  x, y = np.asarray(x), np.asarray(y)  # Sliced by NumPy: no eager slice programs.
   for d in range(devices):
     part = slice(d * B, (d + 1) * B)
     out_d, labels_d = op(keys[d], x[part], y[part])
@@ -256,8 +258,9 @@ def test_pmap_equals_per_device_calls(style):
   devices = 4
   keys = jax.random.split(KEY_STYLES[style](1), devices)
   x = _images((devices,) + SHAPE, seed=9)
-  y = jnp.tile(LABELS, (devices, 1))
+  y = np.tile(np.asarray(LABELS), (devices, 1))
   out, labels = jax.pmap(_mixup)(keys, x, y)
+  x, y = np.asarray(x), np.asarray(y)  # Sliced by NumPy: no eager slice programs.
   for d in range(devices):
     out_d, labels_d = _mixup(keys[d], x[d], y[d])
     np.testing.assert_allclose(out[d], out_d, rtol=0, atol=BLEND_ATOL)
