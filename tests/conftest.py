@@ -1,9 +1,9 @@
 """Test set-up: four forced CPU devices, so multi-device code runs anywhere.
 
 XLA reads the flag when the backend starts, so it is set before jax is imported.
-The suite runs in pytest-xdist worker processes (README's test command); tests that
-share an expensive module fixture are pinned to one worker with
-``pytest.mark.xdist_group``.
+The suite runs in pytest-xdist worker processes (README's test command) with
+``--dist loadfile``: a module's tests, and so its module fixtures and compiled
+programs, stay on one worker.
 """
 
 import os
