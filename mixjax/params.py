@@ -31,7 +31,6 @@ import chex
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from mixjax import _validation
 from mixjax.labels import soft_labels
@@ -146,98 +145,6 @@ def _partner_weight(weight: chex.Array, more_weights: chex.Array) -> chex.Array:
   return 1 - weight - total
 
 
-def _bits(x: chex.Array) -> chex.Array:
-  """16-bit floats as their uint16 bit patterns; other dtypes unchanged.
-
-  XLA's CPU backend computes 16-bit floats in float32, so a ``select`` or a
-  gather of bfloat16 values costs a convert to float32 and a rounding back per
-  element; on bit patterns they are plain 16-bit moves, with the same result.
-  """
-  if jnp.issubdtype(x.dtype, jnp.floating) and jnp.dtype(x.dtype).itemsize == 2:
-    return jax.lax.bitcast_convert_type(x, jnp.uint16)
-  return x
-
-
-def _unbits(x: chex.Array, dtype) -> chex.Array:
-  """Inverse of :func:`_bits` for values of ``dtype``."""
-  dtype = jnp.dtype(dtype)
-  if x.dtype != dtype:
-    return jax.lax.bitcast_convert_type(x, dtype)
-  return x
-
-
-def _take_rows(bits: chex.Array, perm: chex.Array, dtype) -> chex.Array:
-  """``jnp.take(view, perm, axis=0)`` (NaN fill out of range) on :func:`_bits`."""
-  if bits.dtype == jnp.dtype(dtype):
-    return jnp.take(bits, perm, axis=0)
-  return jnp.take(bits, perm, axis=0, fill_value=_nan_bits(dtype))
-
-
-def _nan_bits(dtype) -> int:
-  return int(np.array(np.nan, dtype).view(np.uint16))
-
-
-def _take_rows_then_fill(bits: chex.Array, perm: chex.Array, dtype, transform) -> chex.Array:
-  """``transform(_take_rows(bits, perm, dtype))`` for a ``transform`` that keeps rows apart.
-
-  The rows are gathered clipped (negative indices wrap, as ``jnp.take``'s) and the
-  out-of-range rows filled after ``transform``, with what ``jnp.take`` fills: XLA:CPU
-  runs a gather of a filled gather ~3x slower in 16 bits (ResizeMix at 64×224²
-  bfloat16: 18 ms against 6 ms this way).
-  """
-  n = bits.shape[0]
-  valid = (perm >= -n) & (perm < n)
-  rows = transform(jnp.take(bits, jnp.where(perm < 0, perm + n, perm), axis=0, mode="clip"))
-  if bits.dtype != jnp.dtype(dtype):
-    fill = _nan_bits(dtype)
-  elif jnp.issubdtype(bits.dtype, jnp.inexact):
-    fill = np.nan
-  elif jnp.issubdtype(bits.dtype, jnp.unsignedinteger):
-    fill = jnp.iinfo(bits.dtype).max
-  elif jnp.issubdtype(bits.dtype, jnp.integer):
-    fill = jnp.iinfo(bits.dtype).min
-  else:
-    fill = True
-  return jnp.where(valid.reshape((n,) + (1,) * (rows.ndim - 1)), rows,
-                   jnp.asarray(fill, rows.dtype))
-
-
-def _widen(bits: chex.Array, dtype) -> chex.Array:
-  """Values of ``dtype`` given as :func:`_bits`, as the float32 they equal.
-
-  bfloat16 is the top half of a float32, so widening it is a 16-bit shift;
-  XLA:CPU's own convert does not vectorise as well.
-  """
-  if jnp.dtype(dtype) == jnp.bfloat16:
-    wide = jax.lax.convert_element_type(bits, jnp.uint32) << 16
-    return jax.lax.bitcast_convert_type(wide, jnp.float32)
-  return _unbits(bits, dtype).astype(jnp.promote_types(dtype, jnp.float32))
-
-
-def _narrow(values: chex.Array, dtype) -> chex.Array:
-  """float32 (or wider) ``values`` rounded to ``dtype``, as :func:`_bits`.
-
-  For bfloat16 this is round-to-nearest-even on the bit pattern, NaNs becoming
-  the canonical quiet NaN with their sign: the same bits as XLA:CPU's
-  ``values.astype(jnp.bfloat16)`` (another backend may keep NaN payloads; the
-  values are the same).
-  """
-  if jnp.dtype(dtype) == jnp.bfloat16 and values.dtype == jnp.float32:
-    u = jax.lax.bitcast_convert_type(values, jnp.uint32)
-    rounded = (u + (0x7FFF + ((u >> 16) & 1))) >> 16
-    is_nan = (u & 0x7FFFFFFF) > 0x7F800000
-    out = jnp.where(is_nan, ((u >> 16) & 0x8000) | 0x7FC0, rounded)
-    return jax.lax.convert_element_type(out, jnp.uint16)
-  return _bits(values.astype(dtype))
-
-
-def _cast_bits(bits: chex.Array, dtype, out_dtype) -> chex.Array:
-  """:func:`_bits` of ``dtype`` values cast to ``out_dtype``, as its bits."""
-  if jnp.dtype(dtype) == jnp.dtype(out_dtype):
-    return bits
-  return _bits(_unbits(bits, dtype).astype(out_dtype))
-
-
 def _resize_into(
     partners: chex.Array, boxes: chex.Array, source_boxes: chex.Array, run: int
 ) -> chex.Array:
@@ -300,31 +207,29 @@ def mix_images(
     run = view.shape[2] // width if width else 1  # C: flat columns per pixel.
   else:
     view = images.reshape(batch, math.prod(shape[1:]))
-  # Everything is kept as bit patterns for 16-bit floats (see _bits).
-  bits = _bits(view)
-  partners = _take_rows(bits, params.perm, view.dtype)
-  out = bits
+  # Out-of-range partners are NaN (floats) as with jnp.take's default fill.
+  partners = jnp.take(view, params.perm, axis=0)
+  # Blends are computed in at least float32 and rounded once to the output dtype;
+  # every step is a plain jnp op, so gradients pass in every float dtype.
+  compute = jnp.promote_types(out_dtype, jnp.float32)
+  expand = lambda v: v.astype(compute).reshape((batch,) + (1,) * (view.ndim - 1))
+  out = view.astype(out_dtype)  # No-op unless a soft mask makes integers float32.
   own = None
-  if params.lam is None:  # No-op unless a soft mask makes integers float32.
-    out = _cast_bits(bits, view.dtype, out_dtype)
-  else:
-    wide = lambda b: _widen(b, view.dtype)
-    compute = jnp.promote_types(out_dtype, jnp.float32)
-    expand = lambda v: v.astype(compute).reshape((batch,) + (1,) * (view.ndim - 1))
+  if params.lam is not None:
     lam = expand(params.lam)
     if params.more_perms is None:
-      blend = lam * wide(bits) + (1 - lam) * wide(partners)
+      blend = lam * view.astype(compute) + (1 - lam) * partners.astype(compute)
     else:
       more = params.more_weights.astype(compute)
-      blend = lam * wide(bits) + expand(_partner_weight(params.lam.astype(compute), more)) * (
-          wide(partners))
+      blend = (lam * view.astype(compute) +
+               expand(_partner_weight(params.lam.astype(compute), more)) *
+               partners.astype(compute))
       for j in range(params.more_perms.shape[1]):
-        blend = blend + expand(more[:, j]) * wide(
-            _take_rows(bits, params.more_perms[:, j], view.dtype))
-    blend = _narrow(blend, out_dtype)
+        blend = blend + expand(more[:, j]) * jnp.take(
+            view, params.more_perms[:, j], axis=0).astype(compute)
     # λ·x + (1 − λ)·x can be off by an ulp: an example mixed with itself is exact.
     own = _self_paired(params, view.ndim)
-    out = jnp.where(own, _cast_bits(bits, view.dtype, out_dtype), blend)
+    out = jnp.where(own, out, blend.astype(out_dtype))
   if params.boxes is not None:
     rows = jnp.arange(height, dtype=jnp.int32)[None, :, None]
     cols = jnp.arange(view.shape[2], dtype=jnp.int32)[None, None, :]
@@ -335,27 +240,22 @@ def mix_images(
               (cols >= left * run) & (cols < right * run))
     source = partners
     if params.source_boxes is not None:
-      source = _take_rows_then_fill(
-          bits, params.perm, view.dtype,
-          lambda rows: _resize_into(rows, params.boxes, params.source_boxes, run))
-    out = jnp.where(inside, _cast_bits(source, view.dtype, out_dtype), out)
+      source = _resize_into(partners, params.boxes, params.source_boxes, run)
+    out = jnp.where(inside, source.astype(out_dtype), out)
   if params.mask is not None:
     _check_mask(params, height, width)
     # [B, H, W] → [B, H, W·C]: each pixel's weight repeated over its C channels.
     mask = jnp.repeat(params.mask, run, axis=2) if run != 1 else params.mask
-    partner_out = _cast_bits(partners, view.dtype, out_dtype)
     if mask.dtype == jnp.bool_:
-      out = jnp.where(mask, partner_out, out)
+      out = jnp.where(mask, partners.astype(out_dtype), out)
     else:
-      compute = jnp.promote_types(out_dtype, jnp.float32)
       weight = mask.astype(compute)
-      wide_out = lambda b: _widen(b, out_dtype)
-      soft = _narrow(weight * wide_out(partner_out) + (1 - weight) * wide_out(out), out_dtype)
+      soft = weight * partners.astype(compute) + (1 - weight) * out.astype(compute)
       # m·x + (1 − m)·x can be off by an ulp: an example mixed with itself keeps what
       # it is so far (itself, or its ResizeMix box when selected with a zero mask).
       own = _self_paired(params, view.ndim) if own is None else own
-      out = jnp.where(own, out, soft)
-  return _unbits(out, out_dtype).reshape(shape)
+      out = jnp.where(own, out, soft.astype(out_dtype))
+  return out.reshape(shape)
 
 
 def mix_labels(

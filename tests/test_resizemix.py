@@ -119,8 +119,8 @@ def _mixes_and_takes_with_outside_partners(images):
 @pytest.mark.parametrize("dtype", TAKE_DTYPES)
 def test_partner_indices_follow_jnp_take(dtype):
   """Hand-made partners outside [0, B) are filled as jnp.take fills them (NaN for
-  floats, the largest uint / the smallest int), negative ones wrap; the resize is
-  gathered before the fill (_take_rows_then_fill), with the same pixels."""
+  floats, the largest uint / the smallest int), negative ones wrap; the resize
+  reads the filled partner, so a box from an outside partner is the fill."""
   images = [_images((B, 12, 10, 3), d, seed=3) for d in TAKE_DTYPES]
   params, mixes = jax.device_get(_mixes_and_takes_with_outside_partners(images))
   x = images[TAKE_DTYPES.index(dtype)]
