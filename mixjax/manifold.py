@@ -30,15 +30,22 @@ class MixPlan:
     params: the :class:`~mixjax.MixParams` applied there.
     layers: static: the layers ``layer`` was drawn from, so a model can check
       at trace time that it mixes at every one of them (None: unknown).
+    axis_name: static: inside ``shard_map`` / ``pmap``, the mapped axis the global
+      batch is split over; ``params`` are then drawn for the global batch and
+      every device mixes its rows with partners from any device (see
+      :func:`~mixjax.mix_images`). None (default): ``params`` are for the batch
+      the model sees (also under ``jax.jit`` with a batch sharded over devices).
   """
   layer: chex.Array
   params: MixParams
   layers: tuple[int, ...] | None = flax.struct.field(pytree_node=False, default=None)
+  axis_name: str | None = flax.struct.field(pytree_node=False, default=None)
 
   @classmethod
-  def at_input(cls, params: MixParams) -> MixPlan:
+  def at_input(cls, params: MixParams, axis_name: str | None = None) -> MixPlan:
     """A plan that applies ``params`` (Mixup, CutMix or the policy) to the input."""
-    return cls(layer=jnp.zeros((), jnp.int32), params=params, layers=(0,))
+    return cls(layer=jnp.zeros((), jnp.int32), params=params, layers=(0,),
+               axis_name=axis_name)
 
   def mix_at(self, index: int, hidden: chex.Array) -> chex.Array:
     """Mixes ``hidden`` if ``index`` is the drawn layer, else returns it.
@@ -57,7 +64,7 @@ class MixPlan:
     out_dtype = mixed_dtype(self.params, hidden.dtype)
     return jax.lax.cond(
         self.layer == index,
-        lambda h: mix_images(self.params, h),
+        lambda h: mix_images(self.params, h, axis_name=self.axis_name),
         lambda h: h.astype(out_dtype),
         hidden)
 
@@ -68,7 +75,8 @@ class MixPlan:
       label_smoothing: float = 0.0,
   ) -> chex.Array:
     """The soft labels that match the mixed hidden states, float32 ``[B, K]``."""
-    return mix_labels(self.params, labels, num_classes, label_smoothing)
+    return mix_labels(self.params, labels, num_classes, label_smoothing,
+                      axis_name=self.axis_name)
 
 
 def sample_plan(
@@ -80,6 +88,7 @@ def sample_plan(
     mode: str = "batch",
     pairing: str = "permute",
     n: int = 2,
+    axis_name: str | None = None,
 ) -> MixPlan:
   """Draws a Manifold Mixup plan: a layer uniformly from ``layers``, ``λ``, partners.
 
@@ -95,6 +104,8 @@ def sample_plan(
     n: examples per mix; ``n ≥ 3`` mixes the hidden states n-way with
       ``Dirichlet(α·1_n)`` weights (:func:`~mixjax.sample_mixup`); ``n = 2``
       draws exactly what it always drew.
+    axis_name: inside ``shard_map`` / ``pmap``, the axis the global batch of
+      ``batch_size`` examples is split over (see :class:`MixPlan`), or None.
 
   Returns:
     a :class:`MixPlan` with a traced int32 layer.
@@ -112,4 +123,4 @@ def sample_plan(
   layer = jnp.asarray(layers, jnp.int32)[choice]
   params = sample_mixup(key_mix, batch_size, alpha=alpha, mode=mode,
                         pairing=pairing, n=n)
-  return MixPlan(layer=layer, params=params, layers=layers)
+  return MixPlan(layer=layer, params=params, layers=layers, axis_name=axis_name)

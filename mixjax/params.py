@@ -58,6 +58,13 @@ class MixParams:
     more_weights: float32 ``[B, n − 2]``, their weights in pixels and labels
       alike; partner ``perm`` gets what is left, ``1 − λ − Σ more_weights``
       (``1 − w − Σ more_weights`` in the labels). Needs ``lam``.
+    pairing: static: what is known of the partners, so that they can be fetched
+      without gathering the whole batch: ``"permute"`` (default) any partners;
+      ``"roll"`` every ``perm[i]`` is ``i − 1 mod B`` or ``i`` (and
+      ``more_perms[i, j]`` is ``i − j − 2 mod B`` or ``i``); ``"flip"`` every
+      ``perm[i]`` is ``B − 1 − i`` or ``i``; ``"self"`` every partner is ``i``.
+      The samplers set it from their ``pairing``; a wrong promise mixes with the
+      wrong partners, so leave it ``"permute"`` for hand-made partners.
   """
   perm: chex.Array
   label_weight: chex.Array
@@ -67,6 +74,7 @@ class MixParams:
   source_boxes: chex.Array | None = None
   more_perms: chex.Array | None = None
   more_weights: chex.Array | None = None
+  pairing: str = flax.struct.field(pytree_node=False, default="permute")
 
   @property
   def batch_size(self) -> int:
@@ -123,14 +131,80 @@ def _check_mask(params: MixParams, height: int, width: int) -> None:
         f"{tuple(params.mask.shape)}.")
 
 
-def _self_paired(params: MixParams, ndim: int) -> chex.Array:
-  """bool ``[B, 1, …]``: True where an example is its own (every) partner."""
+def _self_paired(params: MixParams, ndim: int, start=0) -> chex.Array:
+  """bool ``[B, 1, …]``: True where an example is its own (every) partner.
+
+  ``start``: the global index of the first row (rows of a shard, see
+  :func:`_shard_rows`).
+  """
   batch = params.batch_size
-  index = jnp.arange(batch, dtype=params.perm.dtype)
+  index = start + jnp.arange(batch, dtype=params.perm.dtype)
   own = params.perm == index
   if params.more_perms is not None:
     own = own & jnp.all(params.more_perms == index[:, None], axis=1)
   return own.reshape((batch,) + (1,) * (ndim - 1))
+
+
+_PAIRING_FIELDS = ("perm", "label_weight", "lam", "boxes", "mask", "source_boxes",
+                   "more_perms", "more_weights")
+
+
+def _shard_rows(params: MixParams, local_batch: int, axis_name: str):
+  """This device's rows of a mix drawn for the global batch, and the first's index.
+
+  Device ``d`` of the mapped axis ``axis_name`` (``n`` devices) holds global
+  examples ``d·b … (d + 1)·b − 1`` (``b = local_batch``), the split
+  ``shard_map`` and ``pmap`` make of a batch. Partner indices stay global.
+  """
+  count = jax.lax.axis_size(axis_name)
+  if params.batch_size != local_batch * count:
+    raise ValueError(
+        f"with axis_name={axis_name!r} the MixParams must be drawn for the global batch: "
+        f"{local_batch} examples on each of {count} devices is {local_batch * count}, "
+        f"got MixParams for {params.batch_size}.")
+  start = jax.lax.axis_index(axis_name) * local_batch
+  rows = {name: jax.lax.dynamic_slice_in_dim(getattr(params, name), start, local_batch)
+          for name in _PAIRING_FIELDS if getattr(params, name) is not None}
+  return params.replace(**rows), start
+
+
+def _partner_rows(view: chex.Array, perm: chex.Array, pairing: str, shift: int,
+                  axis_name: str | None) -> chex.Array:
+  """The partners' rows ``x[perm]`` of this device's ``view``, by the cheapest route.
+
+  ``perm``: this device's rows of global partner indices. ``pairing`` (see
+  :class:`MixParams`) says which partners can occur besides the example itself
+  (whose row is never read: the kernel keeps it): for ``"roll"`` example ``i``'s
+  partner is ``i − shift``. Without ``axis_name`` the rows are this batch's;
+  with it the global batch is spread over the mapped axis and:
+
+  * ``"roll"``: the last ``shift`` rows of the previous device come over (one
+    ``ppermute`` of ``shift`` rows);
+  * ``"flip"``: the mirror device's rows come over (one ``ppermute`` of a shard);
+  * ``"permute"``: every device gathers the whole global batch (``all_gather``),
+    then takes its partners' rows;
+  * ``"self"``: nothing moves.
+  """
+  local = view.shape[0]
+  if pairing == "self":
+    return view
+  if axis_name is None:
+    if pairing == "roll":
+      return jnp.roll(view, shift, axis=0)
+    if pairing == "flip":
+      return view[::-1]
+    return jnp.take(view, perm, axis=0)
+  count = jax.lax.axis_size(axis_name)
+  if pairing == "roll" and shift <= local:
+    previous = jax.lax.ppermute(view[local - shift:], axis_name,
+                                [(d, (d + 1) % count) for d in range(count)])
+    return jnp.concatenate([previous, view[:local - shift]], axis=0)
+  if pairing == "flip":
+    mirror = jax.lax.ppermute(view, axis_name, [(d, count - 1 - d) for d in range(count)])
+    return mirror[::-1]
+  everything = jax.lax.all_gather(view, axis_name, axis=0, tiled=True)
+  return jnp.take(everything, perm, axis=0)
+
 
 
 def _partner_weight(weight: chex.Array, more_weights: chex.Array) -> chex.Array:
@@ -175,17 +249,31 @@ def _resize_into(
 
 
 def mix_images(
-    params: MixParams, images: chex.Array, layout: str | None = None
+    params: MixParams, images: chex.Array, layout: str | None = None, *,
+    axis_name: str | None = None,
 ) -> chex.Array:
   """Applies the pixel part of a mix.
 
+  Across devices: inside ``shard_map`` / ``pmap`` over an axis ``axis_name``
+  whose devices hold consecutive shards of one global batch (device ``d`` rows
+  ``d·b … (d + 1)·b − 1``, as both split a batch), draw ``params`` for the
+  *global* batch from the same key on every device and pass ``axis_name``: each
+  device gets its rows of the global mix, partners from any device, the same
+  values as one device mixing the whole batch. What moves between devices
+  depends on ``params.pairing``: ``"roll"`` one row per partner from the
+  previous device, ``"flip"`` one shard from the mirror device, ``"permute"``
+  the whole global batch to every device. Under ``jax.jit`` with a batch sharded
+  over devices, call it without ``axis_name``: XLA moves the same rows.
+
   Args:
-    params: a drawn mix for batch ``B``.
-    images: ``[B, ...]``; with boxes or a mask, ``[B, H, W, C]`` or ``[B, H, W]``.
+    params: a drawn mix for batch ``B`` (the global batch with ``axis_name``).
+    images: ``[B, ...]`` (this device's ``[B / n, ...]`` with ``axis_name``); with
+      boxes or a mask, ``[B, H, W, C]`` or ``[B, H, W]``.
     layout: with boxes or a mask, ``None`` (default) refuses a rank-4 batch that looks
       channels-first ``[B, C, H, W]`` (axis 1 of size 1, 3 or 4 and a last axis
       larger than 4: transpose it with ``jnp.transpose(x, (0, 2, 3, 1))``);
       ``"NHWC"`` declares the batch NHWC and skips that check. Unused otherwise.
+    axis_name: the mapped axis the global batch is split over, or None.
 
   Returns:
     The mixed batch, same shape, dtype :func:`mixed_dtype`. Blends are computed
@@ -193,7 +281,11 @@ def mix_images(
   """
   batch = _validation.check_batch(images)
   _validation.check_layout(layout)
+  start = 0
+  if axis_name is not None:
+    params, start = _shard_rows(params, batch, axis_name)
   _check_params(params, batch)
+  fetch = lambda perm, shift: _partner_rows(view, perm, params.pairing, shift, axis_name)
   shape = images.shape
   out_dtype = mixed_dtype(params, images.dtype)
   # The mix runs on a view where every example is contiguous: ``[B, N]``, or
@@ -208,7 +300,7 @@ def mix_images(
   else:
     view = images.reshape(batch, math.prod(shape[1:]))
   # Out-of-range partners are NaN (floats) as with jnp.take's default fill.
-  partners = jnp.take(view, params.perm, axis=0)
+  partners = fetch(params.perm, 1)
   # Blends are computed in at least float32 and rounded once to the output dtype;
   # every step is a plain jnp op, so gradients pass in every float dtype.
   compute = jnp.promote_types(out_dtype, jnp.float32)
@@ -225,10 +317,10 @@ def mix_images(
                expand(_partner_weight(params.lam.astype(compute), more)) *
                partners.astype(compute))
       for j in range(params.more_perms.shape[1]):
-        blend = blend + expand(more[:, j]) * jnp.take(
-            view, params.more_perms[:, j], axis=0).astype(compute)
+        blend = blend + expand(more[:, j]) * fetch(
+            params.more_perms[:, j], j + 2).astype(compute)
     # λ·x + (1 − λ)·x can be off by an ulp: an example mixed with itself is exact.
-    own = _self_paired(params, view.ndim)
+    own = _self_paired(params, view.ndim, start)
     out = jnp.where(own, out, blend.astype(out_dtype))
   if params.boxes is not None:
     rows = jnp.arange(height, dtype=jnp.int32)[None, :, None]
@@ -253,7 +345,7 @@ def mix_images(
       soft = weight * partners.astype(compute) + (1 - weight) * out.astype(compute)
       # m·x + (1 − m)·x can be off by an ulp: an example mixed with itself keeps what
       # it is so far (itself, or its ResizeMix box when selected with a zero mask).
-      own = _self_paired(params, view.ndim) if own is None else own
+      own = _self_paired(params, view.ndim, start) if own is None else own
       out = jnp.where(own, out, soft.astype(out_dtype))
   return out.reshape(shape)
 
@@ -263,15 +355,31 @@ def mix_labels(
     labels: chex.Array,
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
+    *,
+    axis_name: str | None = None,
 ) -> chex.Array:
   """Applies the label part of a mix: float32 ``[B, K]`` rows summing to one.
 
   Args:
-    params: a drawn mix for batch ``B``.
-    labels: int ids ``[B]`` (needs ``num_classes``) or rows ``[B, K]``.
+    params: a drawn mix for batch ``B`` (the global batch with ``axis_name``).
+    labels: int ids ``[B]`` (needs ``num_classes``) or rows ``[B, K]``; with
+      ``axis_name`` this device's rows (see :func:`mix_images`).
     num_classes: ``K``.
     label_smoothing: ``ε``, applied before mixing (``optax.smooth_labels``).
+    axis_name: the mapped axis the global batch is split over, or None. The
+      labels of the global batch are gathered (``B·K`` values at most).
   """
+  if axis_name is not None:
+    local = _validation.check_batch(labels, min_rank=1)
+    count = jax.lax.axis_size(axis_name)
+    if params.batch_size != local * count:
+      raise ValueError(
+          f"with axis_name={axis_name!r} the MixParams must be drawn for the global "
+          f"batch: {local} labels on each of {count} devices is {local * count}, got "
+          f"MixParams for {params.batch_size}.")
+    everything = jax.lax.all_gather(labels, axis_name, axis=0, tiled=True)
+    mixed = mix_labels(params, everything, num_classes, label_smoothing)
+    return jax.lax.dynamic_slice_in_dim(mixed, jax.lax.axis_index(axis_name) * local, local)
   rows = soft_labels(labels, num_classes, label_smoothing,
                      batch_size=params.batch_size)
   if params.more_perms is None:
@@ -294,25 +402,29 @@ def apply_mix(
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
     layout: str | None = None,
+    *,
+    axis_name: str | None = None,
 ) -> tuple[chex.Array, chex.Array]:
   """Applies a drawn mix to a batch: ``(mixed images, soft labels)``.
 
   ``layout`` is passed to :func:`mix_images` (``"NHWC"`` to paste boxes into a
-  batch that looks channels-first but is not).
+  batch that looks channels-first but is not); with ``axis_name`` the mix is
+  drawn for the global batch and ``images``/``labels`` are this device's rows
+  (see :func:`mix_images`).
   """
   batch = _validation.check_batch(images)
   if labels.shape[0] != batch:
     raise ValueError(
         f"images and labels must have the same batch size, got images "
         f"{tuple(images.shape)} and labels {tuple(labels.shape)}.")
-  return (mix_images(params, images, layout),
-          mix_labels(params, labels, num_classes, label_smoothing))
+  return (mix_images(params, images, layout, axis_name=axis_name),
+          mix_labels(params, labels, num_classes, label_smoothing, axis_name=axis_name))
 
 
 def identity_params(batch_size: int) -> MixParams:
   """A mix that changes nothing: every example is its own partner, ``w = 1``."""
   return MixParams(perm=jnp.arange(batch_size, dtype=jnp.int32),
-                   label_weight=jnp.ones((batch_size,), jnp.float32))
+                   label_weight=jnp.ones((batch_size,), jnp.float32), pairing="self")
 
 
 
@@ -324,7 +436,9 @@ def common_structure(*candidates: MixParams) -> tuple[MixParams, ...]:
   its pixels or labels (for finite pixels): ``lam = 1``, an empty box, a zero
   (False) mask, ``source_boxes = boxes`` (paste in place), further partners that
   are the example itself with weight 0. A bool mask becomes 0/1 float when
-  another mix has a soft one. All candidates must be for the same batch.
+  another mix has a soft one. All candidates must be for the same batch. Their
+  ``pairing`` is the one they share (``"self"`` mixes, e.g. the identity, agree
+  with any), else ``"permute"``.
 
   Raises:
     ValueError: for candidates of different batch sizes or mask shapes.
@@ -345,6 +459,8 @@ def common_structure(*candidates: MixParams) -> tuple[MixParams, ...]:
   num_more = max((c.more_perms.shape[1] for c in candidates if c.more_perms is not None),
                  default=0)
   index = jnp.arange(batch, dtype=jnp.int32)
+  pairings = {c.pairing for c in candidates} - {"self"}
+  pairing = "self" if not pairings else pairings.pop() if len(pairings) == 1 else "permute"
   out = []
   for c in candidates:
     fields = {"perm": c.perm.astype(jnp.int32),
@@ -369,7 +485,7 @@ def common_structure(*candidates: MixParams) -> tuple[MixParams, ...]:
         perms = jnp.concatenate([c.more_perms.astype(jnp.int32), perms], axis=1)
         weights = jnp.concatenate([c.more_weights.astype(jnp.float32), weights], axis=1)
       fields["more_perms"], fields["more_weights"] = perms, weights
-    out.append(MixParams(**fields))
+    out.append(MixParams(pairing=pairing, **fields))
   return tuple(out)
 
 
