@@ -95,7 +95,7 @@ def sample_cutmix(
       key_box, batch_size, image_size, alpha=alpha, mode=mode, minmax=minmax,
       box_rule=box_rule)
   return MixParams(perm=sample_partners(key_perm, batch_size, pairing),
-                   label_weight=weight, boxes=boxes)
+                   label_weight=weight, boxes=boxes, pairing=pairing)
 
 
 @functools.partial(

@@ -415,7 +415,7 @@ def sample_fmix(
   masks, _ = sample_fmix_masks(key_mask, batch_size, height, width, alpha=alpha,
                                decay_power=decay_power, max_soft=max_soft, mode=mode,
                                spectrum=spectrum)
-  return mask_params(sample_partners(key_perm, batch_size, pairing), masks)
+  return mask_params(sample_partners(key_perm, batch_size, pairing), masks, pairing=pairing)
 
 
 @functools.partial(

@@ -247,7 +247,7 @@ def sample_gridmix(
                                n_holes=n_holes, hole_aspect_ratio=hole_aspect_ratio,
                                cut_area_ratio=cut_area_ratio,
                                cut_aspect_ratio=cut_aspect_ratio, mode=mode)
-  return mask_params(sample_partners(key_perm, batch_size, pairing), masks)
+  return mask_params(sample_partners(key_perm, batch_size, pairing), masks, pairing=pairing)
 
 
 @functools.partial(

@@ -23,7 +23,8 @@ plus one line in :mod:`mixjax.registry`. For example a mask method::
       key_mask, key_perm = jax.random.split(key)
       masks, _ = sample_fmix_masks(key_mask, batch_size, height, width,
                                    alpha=self.alpha, mode=self.mode)
-      return mask_params(sample_partners(key_perm, batch_size, self.pairing), masks)
+      return mask_params(sample_partners(key_perm, batch_size, self.pairing), masks,
+                         pairing=self.pairing)
 
 :func:`mask_params` (a mask) and :func:`box_params` (a box pasted in place) build
 the :class:`~mixjax.MixParams` with exact label weights; a mixer that needs the
@@ -56,13 +57,15 @@ def spatial_size(image_shape: Sequence[int]) -> tuple[int, int]:
   return shape[0], shape[1]
 
 
-def mask_params(perm: chex.Array, mask: chex.Array) -> MixParams:
+def mask_params(perm: chex.Array, mask: chex.Array, pairing: str = "permute") -> MixParams:
   """The mix that takes each example's masked pixels from its partner.
 
   Args:
     perm: int32 ``[B]`` partners.
     mask: ``[B, H, W]`` weight of the partner's pixel: bool (pixels copied) or
       float in ``[0, 1]`` (blended).
+    pairing: how ``perm`` was drawn (:func:`~mixjax.sample_partners`), recorded in
+      :attr:`MixParams.pairing`; ``"permute"`` for any partners.
 
   Returns:
     :class:`~mixjax.MixParams` with ``label_weight = 1 − mean(mask)`` per example,
@@ -77,16 +80,19 @@ def mask_params(perm: chex.Array, mask: chex.Array) -> MixParams:
   else:
     taken = jnp.sum(mask.astype(jnp.float32), axis=(1, 2))
   weight = 1.0 - taken / (height * width)
-  return MixParams(perm=perm.astype(jnp.int32), label_weight=weight, mask=mask)
+  return MixParams(perm=perm.astype(jnp.int32), label_weight=weight, mask=mask,
+                   pairing=pairing)
 
 
-def box_params(perm: chex.Array, boxes: chex.Array, image_size: tuple[int, int]) -> MixParams:
+def box_params(perm: chex.Array, boxes: chex.Array, image_size: tuple[int, int],
+               pairing: str = "permute") -> MixParams:
   """The mix that pastes each partner's ``boxes`` rectangle in place (CutMix, SaliencyMix).
 
   Args:
     perm: int32 ``[B]`` partners.
     boxes: int32 ``[B, 4]`` ``(top, left, bottom, right)``, inside ``image_size``.
     image_size: ``(H, W)``.
+    pairing: how ``perm`` was drawn, recorded in :attr:`MixParams.pairing`.
 
   Returns:
     :class:`~mixjax.MixParams` with ``label_weight = 1 − area/(H·W)``, as
@@ -97,7 +103,7 @@ def box_params(perm: chex.Array, boxes: chex.Array, image_size: tuple[int, int])
   height, width = image_size
   weight = 1.0 - box_area(boxes).astype(jnp.float32) / (height * width)
   return MixParams(perm=perm.astype(jnp.int32), label_weight=weight,
-                   boxes=boxes.astype(jnp.int32))
+                   boxes=boxes.astype(jnp.int32), pairing=pairing)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -61,14 +61,14 @@ def sample_mixup(
     key_lam, key_perm = jax.random.split(key)
     lam = sample_lambda(key_lam, batch_size, alpha, mode)
     return MixParams(perm=sample_partners(key_perm, batch_size, pairing),
-                     label_weight=lam, lam=lam)
+                     label_weight=lam, lam=lam, pairing=pairing)
   _validation.check_pairing(pairing)
   key_lam, key_perm = jax.random.split(key)
   weights = sample_dirichlet(key_lam, batch_size, n, alpha, mode)
   partners = sample_partner_sets(key_perm, batch_size, n - 1, pairing)
   lam = weights[:, 0]
   return MixParams(perm=partners[:, 0], label_weight=lam, lam=lam,
-                   more_perms=partners[:, 1:], more_weights=weights[:, 2:])
+                   more_perms=partners[:, 1:], more_weights=weights[:, 2:], pairing=pairing)
 
 
 @functools.partial(

@@ -148,7 +148,7 @@ def sample_mix(
   broadcast = lambda v: None if v is None else jnp.broadcast_to(v, (batch_size,))
   return MixParams(perm=sample_partners(key_perm, batch_size, config.pairing),
                    label_weight=broadcast(weight), lam=broadcast(lam),
-                   boxes=boxes)
+                   boxes=boxes, pairing=config.pairing)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "layout"))

@@ -129,7 +129,7 @@ def sample_resizemix(
                                          mode=mode, tau_alpha=tau_alpha)
   whole = jnp.broadcast_to(jnp.asarray([0, 0, height, width], jnp.int32), (batch_size, 4))
   params = MixParams(perm=sample_partners(key_perm, batch_size, pairing),
-                     label_weight=weight, boxes=boxes, source_boxes=whole)
+                     label_weight=weight, boxes=boxes, source_boxes=whole, pairing=pairing)
   # The draw is computed apart from the resize that uses it: fused into the resize's
   # per-pixel loop, elem-mode boxes made XLA:CPU's program 1.1-1.8x slower (bfloat16
   # 64x224^2: 16.9 -> 9.5 ms). A barrier changes no value.

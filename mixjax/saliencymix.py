@@ -330,7 +330,7 @@ def sample_saliencymix(
   """
   perm, boxes, _ = sample_saliencymix_boxes(key, images, alpha=alpha, mode=mode,
                                             pairing=pairing, saliency=saliency)
-  return box_params(perm, boxes, (images.shape[1], images.shape[2]))
+  return box_params(perm, boxes, (images.shape[1], images.shape[2]), pairing=pairing)
 
 
 @functools.partial(

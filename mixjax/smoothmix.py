@@ -152,7 +152,7 @@ def sample_smoothmix(
   height, width = image_size
   key_mask, key_perm = jax.random.split(key)
   masks = sample_smoothmix_masks(key_mask, batch_size, height, width, sigma=sigma, mode=mode)
-  return mask_params(sample_partners(key_perm, batch_size, pairing), masks)
+  return mask_params(sample_partners(key_perm, batch_size, pairing), masks, pairing=pairing)
 
 
 @functools.partial(

@@ -51,7 +51,7 @@ def _everything(key, global_batch: int, pairing: str) -> mx.MixParams:
            mx.SmoothMix(mode="elem", pairing=pairing).sample(keys[2], global_batch, shape),
            mx.CutMix(mode="elem", pairing=pairing).sample(keys[3], global_batch, shape),
            mx.identity_params(global_batch))
-  mixes = tuple(m.replace(pairing=pairing) if m.pairing != "self" else m for m in mixes)
+  assert all(m.pairing == pairing for m in mixes[:-1]), [m.pairing for m in mixes]
   which = jax.random.randint(keys[4], (global_batch,), 0, len(mixes))
   return select_params(which, common_structure(*mixes))
 
@@ -132,7 +132,8 @@ def test_pairings_move_only_what_they_need(pairing, moves):
   permutation gathers the whole batch. (The labels' gather is excluded: the
   pixels alone are compiled.)"""
   mixer = mx.Mixup(mode="elem", pairing=pairing)
-  params = mixer.sample(jax.random.key(0), 16, (H, W, C)).replace(pairing=pairing)
+  params = mixer.sample(jax.random.key(0), 16, (H, W, C))
+  assert params.pairing == pairing
   images, _ = _batch(16)
   mesh = _mesh()
   step = jax.jit(jax.shard_map(lambda p, x: mx.mix_images(p, x, axis_name="data"),
@@ -160,8 +161,8 @@ def test_manifold_plan_mixes_hidden_states_across_devices(dtype):
   """A MixPlan with axis_name mixes a hidden layer of the shards as one device does,
   and its gradient (of a loss summed over devices) is the single device's."""
   plan = mx.sample_plan(jax.random.key(3), 16, (0, 1), n=3, mode="elem", pairing="roll")
-  plan = plan.replace(layer=jnp.ones((), jnp.int32),
-                      params=plan.params.replace(pairing="roll"))
+  assert plan.params.pairing == "roll"
+  plan = plan.replace(layer=jnp.ones((), jnp.int32))
   hidden = _batch(16, dtype)[0].reshape(16, 4, 6, 8)
   weights = jnp.asarray(np.random.default_rng(0).normal(size=hidden.shape), jnp.float32)
 
@@ -188,3 +189,17 @@ def test_manifold_plan_mixes_hidden_states_across_devices(dtype):
   # float32 ulps of the sum of |terms|.
   scale = float(np.sum(np.abs(np.asarray(hidden, np.float32) * np.asarray(weights))))
   assert abs(float(got[0]) - float(want[0])) <= 64 * np.finfo(np.float32).eps * scale
+
+
+@pytest.mark.parametrize("pairing", PAIRINGS)
+def test_every_sampler_records_its_pairing(pairing):
+  """Each registered mixer's draw says how its partners were drawn (what the
+  kernel relies on to move only a row or a shard; traced only)."""
+  for name in mx.list_mixers():
+    if name in ("identity", "choice"):
+      continue
+    mixer = mx.get_mixer(name, pairing=pairing)
+    images = jnp.zeros((8, 24, 24, 3)) if mixer.uses_images else None
+    params = jax.eval_shape(lambda k: mixer.sample(k, 8, (24, 24, 3), images=images),
+                            jax.random.key(0))
+    assert params.pairing == pairing, name
