@@ -109,13 +109,21 @@ def test_resume_with_another_process_count_continues_exactly(runs, method):
                _final_state(dirs["one"], method))
 
 
+def _complete_checkpoints(directory):
+  return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
+
+
 def test_a_killed_process_ends_the_other_and_the_run_resumes(tmp_path):
   workdir = str(tmp_path / "killed")
   args = _args(workdir, "--config.methods=('erm',)", "--config.num_epochs=12")
   run = Run(args, 2, 2, heartbeat_timeout=10)
   metrics = os.path.join(workdir, "erm", "metrics.jsonl")
   try:
-    while not (os.path.exists(metrics) and open(metrics).read().count("\n") >= 1):
+    # An epoch logged and its checkpoint finalised (orbax renames a step's folder to
+    # the bare step number when complete): a kill during the save leaves nothing to
+    # resume from, and the rerun would start afresh.
+    while not (os.path.exists(metrics) and open(metrics).read().count("\n") >= 1
+               and _complete_checkpoints(os.path.join(workdir, "erm", "checkpoints"))):
       assert time.monotonic() - run.started < 240, "no epoch finished"
       assert run.procs[0].poll() is None, run.procs[0].communicate()
       time.sleep(0.2)

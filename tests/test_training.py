@@ -13,7 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from jax.sharding import PartitionSpec as P
 
 from configs import digits
 from mixjax import training
@@ -48,36 +47,6 @@ def test_shard_map_and_pmap_give_the_same_result(method):
     params[backend] = jax.device_get(parallel.get_state(state).params)
     assert np.isfinite(float(metrics["loss"]))
   assert_trees_close_in_ulps(params["shard_map"], params["pmap"], STEP_ULPS)
-
-
-@pytest.mark.parametrize("mode", ["batch", "elem"])
-@pytest.mark.parametrize("method", ["mixup", "cutmix", "manifold_mixup", "policy"])
-def test_shard_plans_mix_within_each_device_and_draw_once_per_global_batch(method, mode):
-  """Partners come from the device's own shard; batch mode draws one mix for all."""
-  parallel = training.DataParallel(lambda s, b, k: (s, {}), lambda s, b: {},
-                                   devices=jax.local_devices()[:4])
-  spec = training.Method.from_preset(method, mode=mode, prob=1.0)
-  labels = jnp.repeat(jnp.arange(4), 6)  # Device d holds only class d.
-
-  def per_device(labels, key):
-    plan = training.draw_shard_plan(key, labels.shape[0], (8, 8), spec, (0, 1, 2), "data")
-    return (plan.mix_labels(labels, 4), plan.params.perm[None],
-            plan.params.label_weight[None], plan.layer[None])
-
-  mapped = jax.jit(jax.shard_map(
-      per_device, mesh=parallel.mesh, in_specs=(P("data"), P()),
-      out_specs=(P("data"),) * 4))
-  targets, perms, weights, layers = map(np.asarray, mapped(labels, jax.random.key(3)))
-  targets = targets.reshape(4, 6, 4)
-  for d in range(4):
-    assert np.all(targets[d][:, np.arange(4) != d] == 0), "mass only on the shard's class"
-  assert all(sorted(p) == list(range(6)) for p in perms)
-  assert np.any(weights < 1), "the draw mixes"
-  same = lambda values: all(np.array_equal(v, values[0]) for v in values)
-  if mode == "batch":  # One λ, box and layer for the global batch, as the papers draw.
-    assert same(weights) and same(perms) and same(layers)
-  else:  # Each device draws its own examples' mixes.
-    assert not same(weights)
 
 
 def test_manifold_step_compiles_once_for_every_layer():

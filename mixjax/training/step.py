@@ -4,19 +4,21 @@ They are written for one device's shard of the batch and reduce across devices
 with collectives over ``axis_name``; :mod:`mixjax.training.parallel` maps them
 over devices with ``jax.shard_map`` or ``jax.pmap``.
 
-Every device gets the same step key, and what it draws does not depend on how
-the global batch is split over devices:
+Every device gets the same step key, and nothing it draws depends on how the
+global batch is split over devices (or processes):
 
 * crops and flips are drawn for the whole global batch from the step key, and
   each device takes its examples' rows (by global example index);
-* in ``mode="batch"`` the mix (``λ``, the CutMix box, the Manifold Mixup layer,
-  the policy's choice) is drawn once per global batch, as the papers do, and
-  partners are chosen within each device's shard by the same drawn pattern
-  (shards are random subsets of a shuffled epoch, so this pairs as randomly as
-  one permutation per shard); in ``mode="elem"`` each device draws its own
-  examples' mixes from the step key folded with its global device index;
-* dropout masks are drawn per device the same way (they are the one draw that
-  depends on the device count).
+* the mix is drawn for the whole global batch from the step key on every device
+  (one ``λ`` / box / layer per global batch in ``mode="batch"``, one per global
+  example in ``mode="elem"``), partners come from the whole global batch, and each
+  device applies its rows of it (:class:`~mixjax.MixPlan` with ``axis_name``, see
+  :func:`mixjax.mix_images`): the ``pairing`` decides what moves between devices
+  (``"permute"`` gathers the batch on every device, ``"roll"`` one row, ``"flip"``
+  one shard); mixers that draw from the pixels (SaliencyMix) see the gathered
+  global batch;
+* dropout masks are drawn per device (the one draw that depends on the device
+  count).
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ def shard_rows(values: chex.Array, local_batch: int, axis_name: str) -> chex.Arr
   return jax.lax.dynamic_slice_in_dim(values, start, local_batch)
 
 
+def _draws_from_pixels(method: Method) -> bool:
+  return method.name not in ("erm", "manifold_mixup") and method.mixer().uses_images
+
+
 def draw_shard_plan(
     key: chex.PRNGKey,
     batch_size: int,
@@ -72,17 +78,22 @@ def draw_shard_plan(
     axis_name: str,
     images: chex.Array | None = None,
 ) -> MixPlan | None:
-  """The plan of this device's shard of ``batch_size`` examples.
+  """The plan of the global batch, applied by this device to its shard.
 
-  In ``mode="batch"`` every device draws from the same ``key``: one ``λ`` /
-  box / layer per global batch, and the same partner pattern within each
-  shard. Otherwise ``key`` is folded with the device index first, so each
-  device draws its own examples' mixes. ``images``, this shard's batch, goes to
-  mixers that draw from the pixels.
+  Every device draws the same plan for the global batch (``batch_size`` rows on
+  each of the devices of ``axis_name``) from the same ``key``; the plan carries
+  ``axis_name``, so the model and :meth:`~mixjax.MixPlan.mix_labels` mix this
+  device's rows with partners from the whole global batch: the step mixes as
+  one device mixing the global batch does. ``images``, this shard's batch, is
+  gathered over the devices for mixers that draw from the pixels.
   """
-  if method.mode != "batch":
-    key = device_key(key, axis_name)
-  return draw_plan(key, batch_size, image_size, method, model_layers, images=images)
+  global_batch = batch_size * jax.lax.axis_size(axis_name)
+  if images is not None and _draws_from_pixels(method):
+    images = jax.lax.all_gather(images, axis_name, axis=0, tiled=True)
+  else:
+    images = None
+  plan = draw_plan(key, global_batch, image_size, method, model_layers, images=images)
+  return None if plan is None else plan.replace(axis_name=axis_name)
 
 
 def _prepare(images: chex.Array, augment: Augment, key: chex.PRNGKey | None,
@@ -114,8 +125,8 @@ def make_train_step(
   loss = mean ``loss``(logits, plan's soft labels) (a name in
   :data:`mixjax.losses.LOSSES`: ``"ce"`` or ``"softmax_bce"``) → gradients and BatchNorm
   statistics averaged over ``axis_name`` → optax update. The batch is a dict of
-  uint8 ``image`` ``[b, H, W, C]`` and int ``label`` ``[b]``; partners are drawn
-  within it. ``key`` is the step's key, the same on every device (see the
+  uint8 ``image`` ``[b, H, W, C]`` and int ``label`` ``[b]``, this device's rows
+  of the global batch; partners come from the whole global batch. ``key`` is the step's key, the same on every device (see the
   module docstring for what is drawn once and what per device). A model built
   with ``axis_name`` set to this ``axis_name`` normalises with the statistics
   of the global batch.
