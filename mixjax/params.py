@@ -168,6 +168,33 @@ def _shard_rows(params: MixParams, local_batch: int, axis_name: str):
   return params.replace(**rows), start
 
 
+def _explicit_batch_sharding(x: chex.Array):
+  """``x``'s sharding if its batch axis is split over an ``Explicit`` mesh axis, else None.
+
+  (``jax.make_mesh`` makes Explicit axes: gathers over them must name the sharding
+  of their result; XLA then moves the rows.)
+  """
+  try:
+    sharding = jax.typeof(x).sharding
+    spec = sharding.spec
+  except (AttributeError, TypeError):
+    return None
+  if not spec or spec[0] is None:
+    return None
+  names = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
+  explicit = jax.sharding.AxisType.Explicit
+  types = dict(zip(sharding.mesh.axis_names, sharding.mesh.axis_types))
+  return sharding if any(types.get(n) == explicit for n in names) else None
+
+
+def _take_rows(x: chex.Array, perm: chex.Array) -> chex.Array:
+  """``jnp.take(x, perm, axis=0)``, also for a batch sharded over an Explicit mesh axis."""
+  sharding = _explicit_batch_sharding(x)
+  if sharding is None:
+    return jnp.take(x, perm, axis=0)
+  return x.at[perm].get(mode="fill", out_sharding=sharding)
+
+
 def _partner_rows(view: chex.Array, perm: chex.Array, pairing: str, shift: int,
                   axis_name: str | None) -> chex.Array:
   """The partners' rows ``x[perm]`` of this device's ``view``, by the cheapest route.
@@ -189,6 +216,11 @@ def _partner_rows(view: chex.Array, perm: chex.Array, pairing: str, shift: int,
   if pairing == "self":
     return view
   if axis_name is None:
+    sharding = _explicit_batch_sharding(view)
+    if sharding is not None:  # Under jit on a batch sharded over an Explicit mesh axis.
+      index = jnp.arange(local, dtype=jnp.int32)
+      perm = {"roll": (index - shift) % local, "flip": local - 1 - index}.get(pairing, perm)
+      return _take_rows(view, perm)
     if pairing == "roll":
       return jnp.roll(view, shift, axis=0)
     if pairing == "flip":
@@ -384,14 +416,14 @@ def mix_labels(
                      batch_size=params.batch_size)
   if params.more_perms is None:
     weight = params.label_weight.astype(jnp.float32)[:, None]
-    mixed = weight * rows + (1 - weight) * jnp.take(rows, params.perm, axis=0)
+    mixed = weight * rows + (1 - weight) * _take_rows(rows, params.perm)
   else:
     weight = params.label_weight.astype(jnp.float32)
     more = params.more_weights.astype(jnp.float32)
     mixed = (weight[:, None] * rows +
-             _partner_weight(weight, more)[:, None] * jnp.take(rows, params.perm, axis=0))
+             _partner_weight(weight, more)[:, None] * _take_rows(rows, params.perm))
     for j in range(params.more_perms.shape[1]):
-      mixed = mixed + more[:, j, None] * jnp.take(rows, params.more_perms[:, j], axis=0)
+      mixed = mixed + more[:, j, None] * _take_rows(rows, params.more_perms[:, j])
   return jnp.where(_self_paired(params, 2), rows, mixed)
 
 

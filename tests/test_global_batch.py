@@ -203,3 +203,20 @@ def test_every_sampler_records_its_pairing(pairing):
     params = jax.eval_shape(lambda k: mixer.sample(k, 8, (24, 24, 3), images=images),
                             jax.random.key(0))
     assert params.pairing == pairing, name
+
+
+@pytest.mark.parametrize("pairing", PAIRINGS)
+def test_jit_over_an_explicitly_sharded_batch_mixes_as_one_device(pairing):
+  """``jax.make_mesh`` makes Explicit axes, over which a gather must name its
+  result's sharding: the kernel does, for every pairing. XLA may fuse a blend
+  into an FMA differently for the sharded program: 2 ulps of the pixels' scale."""
+  mesh = jax.make_mesh((DEVICES,), ("data",),
+                       axis_types=(jax.sharding.AxisType.Explicit,))
+  params = _everything(jax.random.key(9), 16, pairing)
+  images, labels = _batch(16)
+  want = jax.device_get(_whole_apply(params, images, labels))
+  sharded = NamedSharding(mesh, P("data"))
+  got = jax.device_get(_whole_apply(params, jax.device_put(images, sharded),
+                                    jax.device_put(labels, sharded)))
+  assert_close_in_ulps(got[0], want[0], 2, scale=1.0)
+  assert_close_in_ulps(got[1], want[1], 2, scale=1.0)
