@@ -4,9 +4,13 @@ r"""Trains and compares mixing methods from a config.
   python train.py --config=configs/cifar_mixup.py --workdir=runs/c10_mixup
   python train.py --config=configs/cifar_mixup.py --workdir=runs/c10_mixup --resume
   python train.py --config=configs/cifar_cutmix.py:cifar100,wide_resnet28_10 --config.alpha=2
+  python train.py --config=configs/digits.py --config.mixers.cutmix.prob=1
 
 Each method in ``config.methods`` trains in ``workdir/<method>`` (checkpoints,
-metrics.jsonl, TensorBoard); a table of final test metrics ends the run.
+metrics.jsonl, TensorBoard); a table of final test metrics ends the run. A
+method's hyper-parameters are its mixer's fields (``config.mixers.<method>``, and
+``--config.alpha``/``prob``/``mix_mode``/``pairing`` for every mixing method at
+once); a field a method cannot take stops the run before anything trains.
 
 Several hosts (JAX's multi-controller runtime): run the same command on every
 host with a workdir they all share, plus
@@ -72,8 +76,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
     if not bad:  # Not an override's fault (e.g. a bug in the config file): as it is.
       raise
     print(f"error: {bad[0]}: the config has no field {missing!r}. Only the fields a "
-          "config declares can be set; model options are the fields of "
-          "config.model_kwargs (configs/base.py declares them), and BatchNorm's "
+          "config declares can be set; a method's hyper-parameters are the fields of "
+          "config.mixers.<method> (its mixer's), model options the fields of "
+          "config.model_kwargs (configs/base.py declares both), and BatchNorm's "
           "cross-device axis is --config.batch_norm=sync|per_device.", file=sys.stderr)
     sys.exit(2)
 

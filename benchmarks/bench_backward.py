@@ -52,7 +52,6 @@ import optax  # noqa: E402
 from mixjax.models import preact_resnet18  # noqa: E402
 from mixjax.training import (  # noqa: E402
   DataParallel,
-  Method,
   create_train_state,
   default_compiler_options,
   make_eval_step,
@@ -79,7 +78,7 @@ class Stepper:
   def __init__(self, batch_size: int):
     model = preact_resnet18(num_classes=10)
     augment = _common.cifar_augment()
-    self.dp = DataParallel(make_train_step(model, Method.from_preset("erm"), 10, augment),
+    self.dp = DataParallel(make_train_step(model, None, 10, augment),
                            make_eval_step(model, augment), devices=jax.devices()[:1])
     self.state = self.dp.put_state(create_train_state(
         model, jax.random.key(0), (32, 32, 3), make_optimizer(0.1)))

@@ -32,7 +32,6 @@ from mixjax.models import preact_resnet18  # noqa: E402
 from mixjax.training import (  # noqa: E402
   CPU_COMPILER_OPTIONS,
   DataParallel,
-  Method,
   create_train_state,
   make_eval_step,
   make_optimizer,
@@ -92,7 +91,7 @@ def main():
   fresh = create_train_state(model, jax.random.key(0), (32, 32, 3), make_optimizer(0.1))
   runs = {}
   for name, fusions in VARIANTS.items():
-    dp = DataParallel(make_train_step(model, Method("erm"), 10, augment),
+    dp = DataParallel(make_train_step(model, None, 10, augment),
                       make_eval_step(model, augment), devices=jax.devices()[:1],
                       compiler_options=options(fusions))
     state = dp.put_state(fresh)

@@ -30,6 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/
 import _common  # noqa: E402
 
 
@@ -71,12 +72,13 @@ def worker(args) -> dict:
 
   from mixjax.models import preact_resnet18
   from mixjax.training import (
+    MANIFOLD_METHODS,
     DataParallel,
-    Method,
     create_train_state,
     make_eval_step,
     make_optimizer,
     make_train_step,
+    mixer_from_config,
   )
 
   n = args.worker
@@ -89,8 +91,10 @@ def worker(args) -> dict:
   dtype = jnp.dtype(args.dtype)
   model = preact_resnet18(num_classes=10, dtype=dtype)
   augment = _common.cifar_augment()
-  method = Method.from_preset(args.method)
-  dp = DataParallel(make_train_step(model, method, 10, augment, dtype=dtype),
+  from configs import base
+  mixer = mixer_from_config(base.get_config(), args.method)
+  dp = DataParallel(make_train_step(model, mixer, 10, augment, dtype=dtype,
+                                    manifold=args.method in MANIFOLD_METHODS),
                     make_eval_step(model, augment, dtype=dtype),
                     backend=args.backend, devices=devices,
                     compiler_options={} if args.xla_defaults else None)

@@ -29,6 +29,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/
 import _common  # noqa: E402
 
 
@@ -64,25 +65,28 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import mixjax  # noqa: E402
+from configs import base  # noqa: E402
 from mixjax.manifold import sample_plan  # noqa: E402
 from mixjax.models import preact_resnet18  # noqa: E402
 from mixjax.training import (  # noqa: E402
+  MANIFOLD_METHODS,
   DataParallel,
-  Method,
   create_train_state,
   default_compiler_options,
   make_eval_step,
   make_optimizer,
   make_train_step,
+  mixer_from_config,
 )
 
 
 def build(method_name: str, batch_size: int, dtype):
   """A DataParallel over one device, its state, and a trace counter."""
   model = preact_resnet18(num_classes=10, dtype=dtype)
-  method = Method.from_preset(method_name)
+  mixer = mixer_from_config(base.get_config(), method_name)
   augment = _common.cifar_augment()
-  inner = make_train_step(model, method, 10, augment, dtype=dtype)
+  inner = make_train_step(model, mixer, 10, augment, dtype=dtype,
+                          manifold=method_name in MANIFOLD_METHODS)
   traces = {"n": 0}
 
   def counted(state, batch, key):
@@ -94,7 +98,7 @@ def build(method_name: str, batch_size: int, dtype):
                     compiler_options={} if ARGS.xla_defaults else None)
   state = create_train_state(model, jax.random.key(0), (32, 32, 3),
                              make_optimizer(0.1))
-  return dp, dp.put_state(state), traces, model, method
+  return dp, dp.put_state(state), traces, model, mixer
 
 
 def cache_size(dp) -> int | None:
@@ -157,7 +161,7 @@ def overhead(args, dtype) -> dict:
 
 def recompile_check(args, dtype, method_name="manifold_mixup") -> dict:
   """Runs ``compile_steps`` steps with fresh keys; counts traces and compiles."""
-  dp, state, traces, model, method = build(method_name, args.compile_batch, dtype)
+  dp, state, traces, model, mixer = build(method_name, args.compile_batch, dtype)
   batch = _common.cifar_batch(args.compile_batch, seed=1)
   layers = model.mix_layers
 
@@ -165,7 +169,7 @@ def recompile_check(args, dtype, method_name="manifold_mixup") -> dict:
   def drawn_layer(key):
     # The layer the step draws (batch mode: the same on every device).
     key_mix = jax.random.split(key, 3)[1]
-    return sample_plan(key_mix, args.compile_batch, layers, alpha=method.alpha).layer
+    return sample_plan(key_mix, args.compile_batch, layers, alpha=mixer.alpha).layer
 
   counts = {}
   t0 = time.perf_counter()

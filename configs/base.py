@@ -6,6 +6,8 @@ files next to this one override what their paper says.
 
 import ml_collections
 
+from mixjax import training
+
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -30,38 +32,48 @@ def get_config() -> ml_collections.ConfigDict:
   # "per_device" (each device's shard alone).
   c.batch_norm = "sync"
   c.dtype = "float32"    # "bfloat16" computes in bf16 (params stay float32).
-  # Methods, each trained in turn in workdir/<method>: erm, manifold_mixup, or any
-  # mixer registered in mixjax.registry (mixup, cutmix, policy, resizemix, ...:
-  # mixjax.list_mixers()). Their hyper-parameters come from
-  # mixjax.training.PRESETS (else the mixer's own defaults); the fields below and
-  # those of c.mix_kwargs override them when set.
+  # Methods, each trained in turn in workdir/<method>: erm (no mixer), manifold_mixup
+  # (a Mixup mixer applied at a hidden layer drawn each step from the model's
+  # mix_layers), or any mixer registered in mixjax.registry, applied to the input
+  # (mixup, cutmix, policy, resizemix, ...: mixjax.list_mixers()).
   c.methods = ("erm",)
+  # Each method's hyper-parameters are its mixer's fields, set in
+  # c.mixers.<method>.<field> (--config.mixers.cutmix.prob=0.5): one section per
+  # mixing method with every field its mixer takes, unset fields keeping the mixer's
+  # defaults (mixjax.training.config_sections(); e.g. n: examples per mix of Mixup
+  # and Manifold Mixup, scope and tau_alpha: ResizeMix's, n_holes: GridMix's, sigma:
+  # SmoothMix's, saliency: SaliencyMix's detector; mode "batch"|"elem", prob and
+  # pairing: every mixer's).
+  c.mixers = training.config_sections()
+  # The papers' CIFAR values where they differ from (or to document) the defaults:
+  # Zhang et al., 2018, "mixup": α = 1 on CIFAR.
+  c.mixers.mixup.alpha = 1.0
+  # Verma et al., 2019, "Manifold Mixup": α = 2 (layers {input, stage 1, stage 2}:
+  # the models' default mix_layers).
+  c.mixers.manifold_mixup.alpha = 2.0
+  # Yun et al., 2019, "CutMix": α = 1, applied with probability 0.5 on CIFAR.
+  c.mixers.cutmix.alpha = 1.0
+  c.mixers.cutmix.prob = 0.5
+  # timm / DeiT: Mixup α = 0.8 or CutMix α = 1.0, switched with probability 0.5.
+  c.mixers.policy.mixup_alpha = 0.8
+  c.mixers.policy.cutmix_alpha = 1.0
+  c.mixers.policy.switch_prob = 0.5
+  # Shared fields: when set, each sets its field for every mixing method in
+  # c.methods at once, over the sections (--config.alpha=2); a method whose mixer
+  # does not take it is an error naming both (ResizeMix and SmoothMix take no alpha,
+  # the policy has mixup_alpha and cutmix_alpha: set those in c.mixers).
   c.alpha = ml_collections.config_dict.placeholder(float)
   c.prob = ml_collections.config_dict.placeholder(float)
-  c.mix_mode = ml_collections.config_dict.placeholder(str)
-  c.cutmix_alpha = ml_collections.config_dict.placeholder(float)
-  c.switch_prob = ml_collections.config_dict.placeholder(float)
+  c.mix_mode = ml_collections.config_dict.placeholder(str)   # The mixers' mode.
+  # Partners across the global batch (every mixer's pairing; unset: "permute", the
+  # reference code's torch.randperm, which the CIFAR recipes keep). What each device
+  # receives per mix on n devices: "permute" the whole global batch (all_gather:
+  # nothing at CIFAR batch sizes, too much for a pod); "roll" one row from the previous
+  # device; "flip" one shard from the mirror device (collective permutes).
+  c.pairing = ml_collections.config_dict.placeholder(str)
+  # The model's eligible layers (model option mix_layers): Manifold Mixup draws its
+  # layer from them; None keeps the model's default.
   c.mix_layers = ml_collections.config_dict.placeholder(tuple)
-  # Further mixer hyper-parameters (keyword arguments of mixjax.get_mixer), passed
-  # to each method that takes them; None keeps the default. n: examples per mix
-  # (n-way Mixup / Manifold Mixup); scope: ResizeMix's (min, max) box side ratio;
-  # tau_alpha: ResizeMix's τ ~ Beta(α, α) (OpenMixup's use_alpha) instead of U(scope);
-  # decay_power, max_soft, spectrum: FMix's; n_holes, hole_aspect_ratio,
-  # cut_area_ratio, cut_aspect_ratio: GridMix's (lo, hi) ranges; sigma: SmoothMix's
-  # (lo, hi) range of σ/H.
-  c.mix_kwargs = ml_collections.ConfigDict({
-      "n": ml_collections.config_dict.placeholder(int),
-      "scope": ml_collections.config_dict.placeholder(tuple),
-      "tau_alpha": ml_collections.config_dict.placeholder(float),
-      "decay_power": ml_collections.config_dict.placeholder(float),
-      "max_soft": ml_collections.config_dict.placeholder(float),
-      "spectrum": ml_collections.config_dict.placeholder(str),
-      "n_holes": ml_collections.config_dict.placeholder(tuple),
-      "hole_aspect_ratio": ml_collections.config_dict.placeholder(tuple),
-      "cut_area_ratio": ml_collections.config_dict.placeholder(tuple),
-      "cut_aspect_ratio": ml_collections.config_dict.placeholder(tuple),
-      "sigma": ml_collections.config_dict.placeholder(tuple),
-  })
   c.label_smoothing = 0.0
   # The loss (mixjax.losses.LOSSES): "ce", soft-target cross-entropy (the Mixup and
   # CutMix code), or "softmax_bce", BCE of the softmax (the Manifold Mixup code).
@@ -86,6 +98,10 @@ def get_config() -> ml_collections.ConfigDict:
   # XLA's default options instead. pmap always uses XLA's defaults.
   c.xla_defaults = False
   c.checkpoint_every_steps = 0  # 0: once per epoch.
+  # A NaN/Inf loss or gradient stops training within 2 x nan_check_every steps: the
+  # finite flag of the step nan_check_every steps back is read every nan_check_every
+  # steps (never the step just dispatched, so the host does not wait on the device).
+  c.nan_check_every = 10
   c.keep_checkpoints = 3
   c.eval_every_epochs = 1
   c.log_every_epochs = 1

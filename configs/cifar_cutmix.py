@@ -6,9 +6,10 @@ repository at commit 2d8eb68: its CIFAR command (README.md:45-56, CIFAR-100;
 ``train.py`` treats CIFAR-10 the same) and ``train.py``:
 
   field                value          CutMix-PyTorch
-  methods, alpha       cutmix, 1.0    README.md:54 (--beta 1.0); train.py:230 (λ ~ Beta(β, β))
-  prob                 0.5            README.md:55 (--cutmix_prob 0.5); train.py:227-228
-  mix_mode             "batch"        train.py:227-237 (one draw, λ, box, permutation per batch)
+  methods              cutmix         train.py:227-240
+  mixers.cutmix.alpha  1.0            README.md:54 (--beta 1.0); train.py:230 (λ ~ Beta(β, β))
+  mixers.cutmix.prob   0.5            README.md:55 (--cutmix_prob 0.5); train.py:227-228
+  mixers.cutmix.mode   "batch"        train.py:227-237 (one draw, λ, box, permutation per batch)
   loss                 "ce"           train.py:171, 240 (CrossEntropyLoss, λ-mixed)
   learning_rate        0.25           README.md:51 (--lr 0.25)
   batch_size           64             README.md:50 (--batch_size 64)
@@ -35,9 +36,9 @@ from configs import base
 
 def get_config(arg=None):
   c = base.cifar_recipe(arg, "cutmix")
-  c.alpha = 1.0
-  c.prob = 0.5
-  c.mix_mode = "batch"
+  c.mixers.cutmix.alpha = 1.0
+  c.mixers.cutmix.prob = 0.5
+  c.mixers.cutmix.mode = "batch"
   c.loss = "ce"
   c.learning_rate = 0.25
   c.batch_size = 64

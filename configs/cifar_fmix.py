@@ -5,14 +5,14 @@ Every value below is read from that repository at commit e5991dc: its CIFAR scri
 (``experiments/cifar_experiment.sh``, README.md:48-51 runs it), ``trainer.py`` and the
 torchbearer callback it uses (``implementations/torchbearer_implementation.py``):
 
-  field                value          FMix
+  field (mixers.fmix.) value         FMix
   methods              fmix           trainer.py:110-111, 134 (--msda-mode fmix)
   alpha                1.0            trainer.py:50 (default; the script does not set it)
   decay_power          3.0            trainer.py:51 (--f-decay default 3.0)
   max_soft             0.0            trainer.py:111 (max_soft=0)
   spectrum             "reference"    fmix.py:36-53 (get_spectrum, as the code draws it)
   prob                 1.0            trainer.py:134 (the callback mixes every batch)
-  mix_mode             "batch"        torchbearer_implementation.py:72-73 (one λ, mask,
+  mode                 "batch"        torchbearer_implementation.py:72-73 (one λ, mask,
                                       permutation per batch)
   loss                 "ce"           torchbearer_implementation.py:18-22; trainer.py:145
   learning_rate        0.1            cifar_experiment.sh:54 (--lr=0.1)
@@ -38,12 +38,13 @@ from configs import base
 
 def get_config(arg=None):
   c = base.cifar_recipe(arg, "fmix")
-  c.alpha = 1.0
-  c.mix_kwargs.decay_power = 3.0
-  c.mix_kwargs.max_soft = 0.0
-  c.mix_kwargs.spectrum = "reference"
-  c.prob = 1.0
-  c.mix_mode = "batch"
+  fmix = c.mixers.fmix
+  fmix.alpha = 1.0
+  fmix.decay_power = 3.0
+  fmix.max_soft = 0.0
+  fmix.spectrum = "reference"
+  fmix.prob = 1.0
+  fmix.mode = "batch"
   c.loss = "ce"
   c.learning_rate = 0.1
   c.batch_size = 128

@@ -7,7 +7,7 @@ Every value below is read from github.com/Westlake-AI/openmixup at commit 37e137
 CIFAR mixup benchmark; D: the ``_base_/datasets/cifar100/sz32_bs100.py`` it inherits;
 A: ``openmixup/models/augments/gridmix.py``; docs: ``docs/en/mixup_benchmarks/Mixup_cifar.md``):
 
-  field                value          OpenMixup
+  field (mixers.gridmix.) value       OpenMixup
   methods              gridmix        B:11 (mix_mode, set per method by auto_train_mixups.py:42-43)
   alpha                0.2            docs:122 (GridMix α = 0.2; B:10's alpha=1 is the template's,
                                       auto_train_mixups.py:48 generates 0.2 and 1); A:100-101
@@ -25,9 +25,10 @@ from configs import openmixup
 
 def get_config(arg=None):
   c = openmixup.cifar_recipe(arg, "gridmix")
-  c.alpha = 0.2
-  c.mix_kwargs.n_holes = (2, 6)
-  c.mix_kwargs.hole_aspect_ratio = (1.0, 1.0)
-  c.mix_kwargs.cut_area_ratio = (0.5, 1.0)
-  c.mix_kwargs.cut_aspect_ratio = (0.5, 2.0)
+  grid = c.mixers.gridmix
+  grid.alpha = 0.2
+  grid.n_holes = (2, 6)
+  grid.hole_aspect_ratio = (1.0, 1.0)
+  grid.cut_area_ratio = (0.5, 1.0)
+  grid.cut_aspect_ratio = (0.5, 2.0)
   return c

@@ -7,10 +7,11 @@ Hidden States" (ICML). Every value below is read from that repository at commit
 :96, :111):
 
   field                value                  manifold_mixup/supervised
-  methods, alpha       manifold_mixup, 2.0    README.md (--train mixup_hidden --mixup_alpha 2.0)
+  methods              manifold_mixup         README.md (--train mixup_hidden)
+  mixers.manifold_mixup.alpha  2.0            README.md (--mixup_alpha 2.0)
   mix_layers           (0, 1, 2)              models/preresnet.py:106-107, wide_resnet.py:120-121
                                               (random.randint(0, 2): input, after stage 1, 2)
-  mix_mode             "batch"                models/preresnet.py:115-118 (one λ per batch),
+  mixers.manifold_mixup.mode  "batch"         models/preresnet.py:115-118 (one λ per batch),
                                               utils.py:127-131 (one permutation)
   loss                 "softmax_bce"          main.py:184-185, 237 (bce_loss(softmax(output), ...))
   learning_rate        0.1                    README.md (--learning_rate 0.1)
@@ -59,9 +60,9 @@ def get_config(arg=None):
     raise ValueError(
         f"the Manifold Mixup README gives schedules for {sorted(SCHEDULES)}, got "
         f"{c.model!r}.")
-  c.alpha = 2.0
+  c.mixers.manifold_mixup.alpha = 2.0
   c.mix_layers = (0, 1, 2)
-  c.mix_mode = "batch"
+  c.mixers.manifold_mixup.mode = "batch"
   c.loss = "softmax_bce"
   c.learning_rate = 0.1
   c.momentum = 0.9

@@ -4,8 +4,9 @@ Zhang et al., 2018, "mixup: Beyond Empirical Risk Minimization" (ICLR), Sec. 3.2
 Every value below is read from that repository at commit eaff31a (``train.py``):
 
   field                  value            mixup-cifar10
-  methods, alpha         mixup, 1.0       train.py:39-40 (--alpha default 1)
-  mix_mode               "batch"          train.py:119-134 (one λ, one permutation per batch)
+  methods                mixup            train.py:152-157
+  mixers.mixup.alpha     1.0              train.py:39-40 (--alpha default 1)
+  mixers.mixup.mode      "batch"          train.py:119-134 (one λ, one permutation per batch)
   loss                   "ce"             train.py:114, 137-138 (CrossEntropyLoss, λ-mixed)
   learning_rate          0.1              train.py:26
   momentum, nesterov     0.9, False       train.py:115-116 (optim.SGD, nesterov not set)
@@ -66,6 +67,6 @@ def mixup_cifar10(arg: str | None, method: str) -> ml_collections.ConfigDict:
 
 def get_config(arg=None):
   c = mixup_cifar10(arg, "mixup")
-  c.alpha = 1.0
-  c.mix_mode = "batch"
+  c.mixers.mixup.alpha = 1.0
+  c.mixers.mixup.mode = "batch"
   return c

@@ -7,7 +7,7 @@ Every value below is read from github.com/Westlake-AI/openmixup at commit 37e137
 CIFAR mixup benchmark; D: the ``_base_/datasets/cifar100/sz32_bs100.py`` it inherits;
 A: ``openmixup/models/augments/resizemix.py``; docs: ``docs/en/mixup_benchmarks/Mixup_cifar.md``):
 
-  field                value          OpenMixup
+  field (mixers.resizemix.) value     OpenMixup
   methods              resizemix      B:11 (mix_mode, set per method by auto_train_mixups.py:42-43)
   scope                (0.1, 0.8)     B:22; A:69, 86-95
   tau_alpha            1.0            B:22 (use_alpha=True) with B:10 (alpha=1; docs:123 α = 1):
@@ -16,8 +16,8 @@ A: ``openmixup/models/augments/resizemix.py``; docs: ``docs/en/mixup_benchmarks/
 The settings every OpenMixup recipe shares (optimiser, schedule, epochs, batch,
 augmentation) and what is not reproduced of them: ``configs/openmixup.py``.
 
-``config.alpha`` is not used by the ResizeMix mixer (its ``τ`` comes from ``scope`` and
-``tau_alpha``), so the recipe leaves it unset.
+The ResizeMix mixer takes no ``alpha`` (its ``τ`` comes from ``scope`` and ``tau_alpha``):
+``--config.alpha`` is an error with this recipe.
 """
 
 from configs import openmixup
@@ -25,6 +25,6 @@ from configs import openmixup
 
 def get_config(arg=None):
   c = openmixup.cifar_recipe(arg, "resizemix")
-  c.mix_kwargs.scope = (0.1, 0.8)
-  c.mix_kwargs.tau_alpha = 1.0
+  c.mixers.resizemix.scope = (0.1, 0.8)
+  c.mixers.resizemix.tau_alpha = 1.0
   return c

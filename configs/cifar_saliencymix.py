@@ -7,10 +7,13 @@ and ``SaliencyMix_CIFAR/saliencymix.py``:
 
   field                value            SaliencyMix_CIFAR
   methods              saliencymix      saliencymix.py:234-248
-  alpha                1.0              command.sh:4, 19 (--beta 1.0); saliencymix.py:237
-  prob                 0.5              command.sh:4, 19 (--salmix_prob 0.5); saliencymix.py:234-235
-  mix_mode             "batch"          saliencymix.py:237-243 (one λ, one box from the
+  mixers.saliencymix.
+    alpha              1.0              command.sh:4, 19 (--beta 1.0); saliencymix.py:237
+    prob               0.5              command.sh:4, 19 (--salmix_prob 0.5); saliencymix.py:234-235
+    mode               "batch"          saliencymix.py:237-243 (one λ, one box from the
                                         saliency of images[rand_index[0]], one permutation)
+    saliency           "fine_grained"   saliencymix.py:202 (cv2.saliency.
+                                        StaticSaliencyFineGrained_create(); see below)
   loss                 "ce"             saliencymix.py:154, 248 (CrossEntropyLoss, λ-mixed)
   learning_rate        0.1              command.sh:4, 19 (--learning_rate 0.1)
   batch_size           128              command.sh:4, 19 (--batch_size 128)
@@ -25,6 +28,13 @@ and ``SaliencyMix_CIFAR/saliencymix.py``:
   padding, flip        4, True          saliencymix.py:69-71 (--data_augmentation)
   WRN dropout          0.3              saliencymix.py:148-150 (WideResNet-28-10, dropRate=0.3)
 
+The saliency detector follows the code, not the text. This recipe used to draw its boxes
+from spectral-residual saliency (Hou & Zhang, 2007; the mixer's default), which an
+earlier reading of the paper took as its detector; the code the paper cites runs OpenCV's
+``StaticSaliencyFineGrained`` (Montabone & Soto, 2010; saliencymix.py:202, and so does
+OpenMixup's copy). Where the text and the code differ the code decides:
+``saliency="fine_grained"`` is that detector, bit for bit (mixjax.saliency_fine_grained).
+
 The reference's ``resnet18`` (model/resnet.py) is the post-activation CIFAR ResNet-18,
 which mixjax does not have: ``preact_resnet18`` is kept for it. Its ``wideresnet`` on
 CIFAR is WRN-28-10 with dropout 0.3, which ``wide_resnet28_10`` gets through
@@ -37,9 +47,12 @@ from configs import base
 
 def get_config(arg=None):
   c = base.cifar_recipe(arg, "saliencymix")
-  c.alpha = 1.0
-  c.prob = 0.5
-  c.mix_mode = "batch"
+  salmix = c.mixers.saliencymix
+  salmix.alpha = 1.0
+  salmix.prob = 0.5
+  salmix.mode = "batch"
+  # The code's detector (saliencymix.py:202), not the text's: see the docstring.
+  salmix.saliency = "fine_grained"
   c.loss = "ce"
   c.learning_rate = 0.1
   c.batch_size = 128

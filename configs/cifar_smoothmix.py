@@ -7,7 +7,7 @@ Every value below is read from github.com/Westlake-AI/openmixup at commit 37e137
 CIFAR mixup benchmark; D: the ``_base_/datasets/cifar100/sz32_bs100.py`` it inherits;
 A: ``openmixup/models/augments/smoothmix.py``; docs: ``docs/en/mixup_benchmarks/Mixup_cifar.md``):
 
-  field                value          OpenMixup
+  field (mixers.smoothmix.) value     OpenMixup
   methods              smoothmix      B:11 (mix_mode, set per method by auto_train_mixups.py:42-43)
   sigma                (0.25, 0.5)    A:71 (σ = (U[0, 1)/4 + 0.25)·H: σ/H ~ U[0.25, 0.5))
 
@@ -15,8 +15,8 @@ The settings every OpenMixup recipe shares (optimiser, schedule, epochs, batch,
 augmentation) and what is not reproduced of them: ``configs/openmixup.py``.
 
 The α of the docs' table (docs:116, 0.2) has no effect in the code: A:53 draws λ from it
-and A:74 overwrites it with the mask's mean. The SmoothMix mixer takes no ``alpha``, so
-the recipe leaves it unset.
+and A:74 overwrites it with the mask's mean. The SmoothMix mixer takes no ``alpha``
+(``--config.alpha`` is an error with this recipe).
 """
 
 from configs import openmixup
@@ -24,5 +24,5 @@ from configs import openmixup
 
 def get_config(arg=None):
   c = openmixup.cifar_recipe(arg, "smoothmix")
-  c.mix_kwargs.sigma = (0.25, 0.5)
+  c.mixers.smoothmix.sigma = (0.25, 0.5)
   return c

@@ -8,8 +8,8 @@ of its CIFAR mixup benchmark; D: the ``_base_/datasets/cifar100/sz32_bs100.py``
 it inherits; docs: ``docs/en/mixup_benchmarks/Mixup_cifar.md``):
 
   field                value          OpenMixup
-  prob                 1.0            mixup_classification.py:300-311 (every batch is mixed)
-  mix_mode             "batch"        the augments (one λ, one mask/box, one permutation per batch)
+  mixers.<method>.prob 1.0            mixup_classification.py:300-311 (every batch is mixed)
+  mixers.<method>.mode "batch"        the augments (one λ, one mask/box, one permutation per batch)
   loss                 "ce"           B:32-35 (CrossEntropyLoss, λ-mixed)
   learning_rate        0.1            B:46
   momentum, nesterov   0.9, False     B:46 (SGD, no nesterov)
@@ -37,8 +37,8 @@ from configs import base
 def cifar_recipe(arg: str | None, method: str) -> ml_collections.ConfigDict:
   """The base config for ``method`` with OpenMixup's shared CIFAR settings (above)."""
   c = base.cifar_recipe(arg, method)
-  c.prob = 1.0
-  c.mix_mode = "batch"
+  c.mixers[method].prob = 1.0
+  c.mixers[method].mode = "batch"
   c.loss = "ce"
   c.learning_rate = 0.1
   c.momentum = 0.9

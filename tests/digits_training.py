@@ -2,6 +2,7 @@
 
 import jax
 
+from configs import digits
 from mixjax import training
 from mixjax.data import load_dataset, train_batches
 from mixjax.models import get_model
@@ -18,13 +19,20 @@ def digits_setup(model="small_cnn", learning_rate=0.05, padding=1):
   return ds, model, state, augment
 
 
+def method_step(model, method_name, ds, augment, **kwargs):
+  """The train step of ``method_name`` with the digits config's mixer for it."""
+  mixer = training.mixer_from_config(digits.get_config(), method_name)
+  return training.make_train_step(model, mixer, ds.num_classes, augment, **kwargs,
+                                  manifold=method_name in training.MANIFOLD_METHODS)
+
+
 def parallel_setup(method_name, backend="shard_map", num_devices=4, batch=32,
                    model="small_cnn", compiler_options=None):
-  """A ``DataParallel`` of ``method_name``'s preset, its host state and 3 batches."""
+  """A ``DataParallel`` of ``method_name`` (the digits config's mixer), its host state
+  and 3 batches."""
   ds, model, state, augment = digits_setup(model)
-  method = training.Method.from_preset(method_name)
   parallel = training.DataParallel(
-      training.make_train_step(model, method, ds.num_classes, augment),
+      method_step(model, method_name, ds, augment),
       training.make_eval_step(model, augment), backend=backend,
       devices=jax.local_devices()[:num_devices], compiler_options=compiler_options)
   batches = list(train_batches(ds.train_images, ds.train_labels, batch, 0, 0))[:3]

@@ -19,6 +19,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import mixjax as mx
+from configs import digits
 from mixjax import training
 from mixjax.data import train_batches
 from mixjax.models import get_model
@@ -31,15 +32,19 @@ LAYERS = (0, 1, 2)
 # built from the same samplers; the identity mixes nothing), and Manifold Mixup.
 NAMES = tuple(n for n in mx.list_mixers() if n not in ("choice", "identity")) + (
     "manifold_mixup",)
-HPARAMS = {"gridmix": {"n_holes": (2, 2)}}   # The digits config's: 8x8 fits 2 holes.
 
 
-def _specs(mode: str) -> dict:
-  return {name: training.Method.from_preset(name, mode=mode, **HPARAMS.get(name, {}))
+def _specs(mode: str, pairing: str | None = None) -> dict:
+  """name -> (mixer, layers): the digits config's mixers, in ``mode`` (and ``pairing``)."""
+  config = digits.get_config()
+  config.mix_mode = mode
+  config.pairing = pairing
+  return {name: (training.mixer_from_config(config, name),
+                 LAYERS if name in training.MANIFOLD_METHODS else None)
           for name in NAMES}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mixed_on(num_devices: int, mode: str, global_batch: int):
   """name -> (mixed images at each eligible layer, targets) of the global batch,
   drawn and applied by the train step's plan on ``num_devices`` devices."""
@@ -51,8 +56,8 @@ def _mixed_on(num_devices: int, mode: str, global_batch: int):
 
   def per_device(images, labels, key):
     out = {}
-    for name, spec in specs.items():
-      plan = training.draw_shard_plan(key, images.shape[0], (H, W), spec, LAYERS, "data",
+    for name, (mixer, layers) in specs.items():
+      plan = training.draw_shard_plan(key, images.shape[0], (H, W), mixer, layers, "data",
                                       images=images)
       # The same tensor stands in for every layer's activations.
       out[name] = ([plan.mix_at(i, images) for i in LAYERS],
@@ -82,12 +87,13 @@ def test_every_method_mixes_the_global_batch_as_one_device(mode, global_batch):
   assert len(mixing) >= len(NAMES) - 1, mixing
 
 
-@pytest.mark.parametrize("method,mode", [
-    ("cutmix", "elem"), ("saliencymix", "batch"), ("manifold_mixup", "elem"),
-    ("resizemix", "elem")])
-def test_every_step_of_an_epoch_is_the_same_on_one_and_four_devices(method, mode):
+@pytest.mark.parametrize("method,mode,pairing", [
+    ("cutmix", "elem", None), ("saliencymix", "batch", None),
+    ("manifold_mixup", "elem", "roll"), ("resizemix", "elem", "flip")])
+def test_every_step_of_an_epoch_is_the_same_on_one_and_four_devices(method, mode, pairing):
   """The train step on digits over a whole epoch (89 steps of 16 examples, 4 per
-  device), BatchNorm over the global batch as the trainer builds it: from the
+  device; ``--config.pairing`` roll and flip for two of them), BatchNorm over the
+  global batch as the trainer builds it: from the
   one-device run's state, the 4-device step lands on the one-device step's
   parameters to reduction order at every step (``STEP_ULPS`` of each leaf).
 
@@ -98,9 +104,11 @@ def test_every_step_of_an_epoch_is_the_same_on_one_and_four_devices(method, mode
   """
   model = get_model("small_cnn", K, axis_name="data")
   ds, model, state, augment = digits_setup(model)
-  spec = training.Method.from_preset(method, mode=mode)
+  mixer, _ = _specs(mode, pairing)[method]
+  assert mixer.pairing == (pairing or "permute")
   steps = {n: training.DataParallel(
-      training.make_train_step(model, spec, ds.num_classes, augment),
+      training.make_train_step(model, mixer, ds.num_classes, augment,
+                               manifold=method in training.MANIFOLD_METHODS),
       training.make_eval_step(model, augment), devices=jax.local_devices()[:n])
       for n in (1, 4)}
   one = steps[1].put_state(state)

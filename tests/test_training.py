@@ -18,7 +18,7 @@ from configs import digits
 from mixjax import training
 from mixjax.data import train_batches
 from mixjax.models import get_model
-from tests.digits_training import digits_setup, parallel_setup
+from tests.digits_training import digits_setup, method_step, parallel_setup
 from tests.tolerances import STEP_ULPS, assert_trees_close_in_ulps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,9 +51,9 @@ def test_shard_map_and_pmap_give_the_same_result(method):
 
 def test_manifold_step_compiles_once_for_every_layer():
   ds, model, state, augment = digits_setup()
-  method = training.Method.from_preset("manifold_mixup")
+  mixer = training.mixer_from_config(digits.get_config(), "manifold_mixup")
   traces = []
-  step = training.make_train_step(model, method, ds.num_classes, augment)
+  step = training.make_train_step(model, mixer, ds.num_classes, augment, manifold=True)
 
   def counted(state, batch, key):
     traces.append(1)
@@ -67,7 +67,7 @@ def test_manifold_step_compiles_once_for_every_layer():
   for i in range(12):
     key = jax.random.fold_in(jax.random.key(0), i)
     plan_key = jax.random.split(key, 3)[1]  # The step's mix key (batch mode).
-    plan = training.draw_plan(plan_key, 32, (8, 8), method, tuple(model.mix_layers))
+    plan = training.draw_plan(plan_key, 32, (8, 8), mixer, tuple(model.mix_layers))
     layers.add(int(plan.layer))
     state, _ = parallel.train_step(state, batch, key)
   assert len(layers) > 1, "the keys should draw several layers"
@@ -136,6 +136,7 @@ def test_mock_tfds_dataset_trains_a_few_steps(tmp_path):
     ("batch_norm", "global", r"batch_norm must be one of \('sync', 'per_device'\)"),
     ("model_kwargs", {"final_norm": True},
      r"model 'small_cnn' does not take the options \['final_norm'\]"),
+    ("nan_check_every", 0, r"nan_check_every must be an int >= 1 .*, got 0"),
 ])
 def test_bad_config_raises(tmp_path, field, value, match):
   with pytest.raises(ValueError, match=match):
@@ -165,14 +166,44 @@ def test_existing_checkpoints_are_not_overwritten(erm_run):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   config = _config(num_epochs=3, learning_rate=1e12, schedule="constant",
                    checkpoint_every_steps=1)
-  with pytest.raises(training.NonFiniteLossError, match="last good checkpoint"):
+  with pytest.raises(training.NonFiniteLossError, match="last good checkpoint") as error:
     training.train_and_evaluate(config, str(tmp_path), "erm")
   ckpt_dir = tmp_path / "checkpoints"
   steps = sorted(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
   assert steps, "at least one good step was saved before the blow-up"
+  # Every checkpoint precedes the first bad step, and the check before each save
+  # stopped the run at that step.
+  assert steps[-1] < error.value.step == error.value.stopped_at
+  assert f"at step {error.value.step} (epoch 1)" in str(error.value)
   state = ocp.StandardCheckpointer().restore(ckpt_dir / str(steps[-1]) / "state")
   for leaf in jax.tree.leaves(state["params"]):
     assert np.all(np.isfinite(leaf))
+
+
+def test_nan_loss_stops_within_two_check_intervals(tmp_path, monkeypatch):
+  """A NaN loss injected from step 5 on (of 22 per epoch, no checkpoint before the end)
+  stops the run within 2·nan_check_every steps of it, long before the epoch ends,
+  and the error names step 5, although the flags are read only every 3 steps."""
+  every, bad, calls = 3, 5, []
+
+  class Injecting(training.DataParallel):
+    def train_step(self, state, batch, key):
+      state, metrics = super().train_step(state, batch, key)
+      calls.append(key)
+      if len(calls) >= bad:
+        metrics = dict(metrics, loss=metrics["loss"] * jnp.nan)
+      return state, metrics
+
+  monkeypatch.setattr("mixjax.training.loop.DataParallel", Injecting)
+  config = _config(num_epochs=2, nan_check_every=every, checkpoint_every_steps=10 ** 6)
+  with pytest.raises(training.NonFiniteLossError, match=(
+      r"NaN/Inf at step 5 \(epoch 1\); noticed after step 9 .*nan_check_every = 3 .*"
+      "no checkpoint was written")) as error:
+    training.train_and_evaluate(config, str(tmp_path), "erm")
+  assert (error.value.step, error.value.stopped_at) == (bad, len(calls))
+  assert len(calls) - bad < 2 * every
+  assert not (tmp_path / "checkpoints").exists() or not any(
+      p.name.isdigit() for p in (tmp_path / "checkpoints").iterdir())
 
 
 def _final_params(workdir):
@@ -250,7 +281,7 @@ def test_one_and_four_devices_take_the_same_steps(batch_norm):
   results = []
   for n in (1, 4):
     parallel = training.DataParallel(
-        training.make_train_step(model, training.Method("erm"), ds.num_classes, augment),
+        training.make_train_step(model, None, ds.num_classes, augment),
         training.make_eval_step(model, augment), devices=jax.local_devices()[:n])
     new_state = parallel.put_state(state)
     for i, batch in enumerate(batches):
@@ -277,7 +308,7 @@ def test_mask_methods_train_on_digits_from_config_methods(tmp_path, method):
 
 def test_gridmix_defaults_do_not_fit_digits_and_say_so(tmp_path):
   config = _config(methods=("erm", "gridmix"), num_epochs=1)
-  config.mix_kwargs.n_holes = None  # GridMix's CIFAR default, 2-6 holes.
+  config.mixers.gridmix.n_holes = None  # GridMix's CIFAR default, 2-6 holes.
   with pytest.raises(ValueError, match=r"so n_holes <= 2, got \(2, 6\)"):
     training.compare(config, str(tmp_path), log=lambda line: None)
   assert not (tmp_path / "erm").exists(), "checked before the first method trains"
@@ -290,13 +321,20 @@ def test_compare_checks_every_method_before_training(tmp_path):
   assert not (tmp_path / "erm").exists(), "nothing trains when a later method is bad"
 
 
-def test_train_py_reports_bad_input_and_exits_nonzero(tmp_path):
+@pytest.mark.parametrize("overrides, says", [
+    (["--config.model=resnet9000"], ["resnet9000"]),
+    # An override a method cannot take is an error naming both, before anything trains.
+    (["--config.methods=('erm','resizemix')", "--config.alpha=0.5"],
+     ["config.alpha=0.5", "resizemix takes no 'alpha'"]),
+])
+def test_train_py_reports_bad_input_and_exits_nonzero(tmp_path, overrides, says):
   result = subprocess.run(
       [sys.executable, os.path.join(ROOT, "train.py"), "--config=configs/digits.py",
-       f"--workdir={tmp_path}", "--config.model=resnet9000"],
+       f"--workdir={tmp_path}", *overrides],
       cwd=ROOT, capture_output=True, text=True)
   assert result.returncode == 1
-  assert "error:" in result.stderr and "resnet9000" in result.stderr
+  assert "error:" in result.stderr and all(s in result.stderr for s in says), result.stderr
+  assert not (tmp_path / "erm").exists()
 
 
 def test_train_py_refuses_model_options_the_config_does_not_declare(tmp_path):
@@ -335,8 +373,7 @@ def test_dropout_models_train():
   ds, model, state, augment = digits_setup(
       WideResNet(depth=10, widen_factor=1, dropout_rate=0.3, num_classes=10))
   parallel = training.DataParallel(
-      training.make_train_step(model, training.Method.from_preset("manifold_mixup"),
-                               ds.num_classes, augment),
+      method_step(model, "manifold_mixup", ds, augment),
       training.make_eval_step(model, augment), devices=jax.local_devices()[:1])
   batch = next(train_batches(ds.train_images, ds.train_labels, 16, 0, 0))
   _, metrics = parallel.train_step(parallel.put_state(state), batch, jax.random.key(1))

@@ -1,4 +1,4 @@
-"""Training: methods as plans, the mapped train step, checkpoints and the loop."""
+"""Training: mixers as plans, the mapped train step, checkpoints and the loop."""
 
 from mixjax.training.checkpoint import Checkpointer
 from mixjax.training.compiler_options import CPU_COMPILER_OPTIONS, default_compiler_options
@@ -7,10 +7,19 @@ from mixjax.training.loop import (
     compare,
     evaluate,
     format_table,
-    method_from_config,
     train_and_evaluate,
 )
-from mixjax.training.methods import METHODS, PRESETS, Method, draw_plan
+from mixjax.training.methods import (
+    MANIFOLD_METHODS,
+    SHARED_FIELDS,
+    check_mixer,
+    config_sections,
+    draw_plan,
+    method_fields,
+    method_mixer,
+    method_names,
+    mixer_from_config,
+)
 from mixjax.training.metrics import eval_sums, expected_calibration_error, summarize
 from mixjax.training.parallel import BACKENDS, DataParallel
 from mixjax.training.state import (
@@ -24,15 +33,16 @@ from mixjax.training.step import Augment, draw_shard_plan, make_eval_step, make_
 __all__ = [
     "BACKENDS",
     "CPU_COMPILER_OPTIONS",
-    "METHODS",
-    "PRESETS",
+    "MANIFOLD_METHODS",
+    "SHARED_FIELDS",
     "Augment",
     "Checkpointer",
     "DataParallel",
-    "Method",
     "NonFiniteLossError",
     "TrainState",
+    "check_mixer",
     "compare",
+    "config_sections",
     "create_train_state",
     "default_compiler_options",
     "draw_plan",
@@ -45,7 +55,10 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "make_train_step",
-    "method_from_config",
+    "method_fields",
+    "method_mixer",
+    "method_names",
+    "mixer_from_config",
     "summarize",
     "train_and_evaluate",
 ]

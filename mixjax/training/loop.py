@@ -22,10 +22,14 @@ import numpy as np
 
 from mixjax.data import eval_batches, load_dataset, steps_per_epoch, train_batches
 from mixjax.models import get_model, list_models
-from mixjax.registry import mixer_fields
 from mixjax.training import distributed
 from mixjax.training.checkpoint import Checkpointer
-from mixjax.training.methods import METHODS, Method
+from mixjax.training.methods import (
+    MANIFOLD_METHODS,
+    check_draw,
+    check_mixer,
+    mixer_from_config,
+)
 from mixjax.training.metrics import summarize
 from mixjax.training.parallel import AXIS, DataParallel, check_divisible
 from mixjax.training.state import create_train_state, make_optimizer, make_schedule
@@ -35,29 +39,61 @@ BATCH_NORMS = ("sync", "per_device")
 
 
 class NonFiniteLossError(FloatingPointError):
-  """Raised when the loss or gradients become NaN/Inf; no checkpoint is written."""
+  """Raised when the loss or gradients become NaN/Inf; no checkpoint is written after it.
 
-
-def method_from_config(config: ml_collections.ConfigDict, name: str) -> Method:
-  """The method ``name`` with the paper's presets and the config's overrides.
-
-  ``config.mix_kwargs`` fields that are set go to the methods whose mixer takes
-  them (``n`` also to Manifold Mixup), and are left out for the others.
+  Attributes:
+    step: the first step (counting from 1, as checkpoints do: the update that
+      makes ``state.step`` equal to it) whose loss or gradient norm was NaN/Inf.
+    stopped_at: the number of steps run when training stopped.
   """
-  layers = config.get("mix_layers")
-  hparams = {k: v for k, v in (config.get("mix_kwargs") or {}).items() if v is not None}
-  if name == "manifold_mixup":
-    hparams = {k: v for k, v in hparams.items() if k == "n"}
-  elif name in METHODS and name != "erm":
-    takes = set(mixer_fields(name))
-    hparams = {k: v for k, v in hparams.items() if k in takes}
-  else:
-    hparams = {}
-  return Method.from_preset(
-      name, alpha=config.get("alpha"), prob=config.get("prob"),
-      mode=config.get("mix_mode"), cutmix_alpha=config.get("cutmix_alpha"),
-      switch_prob=config.get("switch_prob"),
-      layers=tuple(layers) if layers else None, hparams=tuple(hparams.items()))
+
+  def __init__(self, message: str, step: int | None = None, stopped_at: int | None = None):
+    super().__init__(message)
+    self.step, self.stopped_at = step, stopped_at
+
+
+@jax.jit
+def _accumulate(loss_sum, finite, metrics):
+  """The epoch's loss sum, all steps finite so far, this step finite (on device)."""
+  ok = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+  return loss_sum + metrics["loss"], finite & ok, ok
+
+
+class _FiniteWatch:
+  """Notices a NaN/Inf loss or gradient within ``2·every`` steps, without a sync per step.
+
+  Each step adds its on-device flags (:func:`_accumulate`). After every
+  ``every``-th step the all-finite flag of the previous mark, ``every`` steps
+  back (long computed, so the host does not wait for the step it just
+  dispatched), is read; a step's own flags are read only to name the first bad
+  step once one is known.
+  """
+
+  def __init__(self, every: int):
+    self.every = every
+    self.finite = jnp.array(True)
+    self.steps: list[tuple[int, jax.Array]] = []  # (step, finite) not yet known finite.
+    self.mark: tuple[int, jax.Array] | None = None
+
+  def add(self, step: int, finite: jax.Array, ok: jax.Array) -> int | None:
+    """Records step ``step`` (from 1); the first bad step when a mark reads NaN/Inf."""
+    self.finite = finite
+    self.steps.append((step, ok))
+    if step % self.every:
+      return None
+    mark, self.mark = self.mark, (step, finite)
+    return None if mark is None else self._check(*mark)
+
+  def check(self, step: int) -> int | None:
+    """Reads (waits for) the flag of every step up to ``step``, the last one run."""
+    return self._check(step, self.finite)
+
+  def _check(self, upto: int, finite: jax.Array) -> int | None:
+    if bool(finite):
+      self.steps = [(s, ok) for s, ok in self.steps if s > upto]
+      return None
+    flags = jax.device_get([ok for s, ok in self.steps if s <= upto])
+    return next(s for (s, _), ok in zip(self.steps, flags, strict=False) if not ok)
 
 
 def _devices(config) -> list:
@@ -116,7 +152,7 @@ def _tensorboard(workdir: str, enabled: bool):
 def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str,
-    method: str | Method | None = None,
+    method: str | None = None,
     resume: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict:
@@ -125,7 +161,8 @@ def train_and_evaluate(
   Args:
     config: a config from ``configs/`` (see ``configs/base.py`` for the fields).
     workdir: where checkpoints, ``metrics.jsonl`` and TensorBoard logs go.
-    method: a method name or :class:`Method`; default ``config.methods[0]``.
+    method: a name of :func:`~mixjax.training.method_names`; default
+      ``config.methods[0]``. Its mixer is :func:`~mixjax.training.mixer_from_config`'s.
     resume: continue from the newest checkpoint in ``workdir``. Without it, a
       ``workdir`` that holds checkpoints is an error (nothing is overwritten).
     log: where progress lines go.
@@ -141,16 +178,20 @@ def train_and_evaluate(
     ``steps``, ``images_per_sec``, ``seconds``, plus the ``history`` per epoch.
 
   Raises:
-    ValueError: bad config (unknown dataset/model/method, batch size not divisible
-      by the device count, ...).
+    ValueError: bad config (unknown dataset/model/method, a field set for a method
+      that does not take it, batch size not divisible by the device count, ...).
     FileExistsError: ``workdir`` has checkpoints and ``resume`` is False.
-    NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
+    NonFiniteLossError: the loss or gradients became NaN/Inf; training stops within
+      ``2·config.nan_check_every`` steps and the last good checkpoint is kept.
   """
-  if method is None:
-    method = config.methods[0]
-  if isinstance(method, str):
-    method = method_from_config(config, method)
-  method.validate()
+  name = config.methods[0] if method is None else method
+  mixer = mixer_from_config(config, name)
+  manifold = name in MANIFOLD_METHODS
+  check_every = config.get("nan_check_every", 10)
+  if not isinstance(check_every, int) or check_every < 1:
+    raise ValueError(
+        f"nan_check_every must be an int >= 1 (steps between reads of the NaN/Inf "
+        f"flag), got {check_every!r}.")
   devices = _devices(config)
   batch_size = config.batch_size
   eval_batch_size = config.get("eval_batch_size") or batch_size
@@ -178,8 +219,8 @@ def train_and_evaluate(
   dtype = jnp.dtype(config.get("dtype") or "float32")
   if dtype != jnp.float32:
     model_kwargs.setdefault("dtype", dtype)
-  if method.name == "manifold_mixup" and method.layers is not None:
-    model_kwargs["mix_layers"] = method.layers  # The model mixes where plans draw.
+  if config.get("mix_layers"):  # Where the model may mix: where Manifold Mixup draws.
+    model_kwargs["mix_layers"] = tuple(config.mix_layers)
   try:
     model = get_model(config.model, ds.num_classes, **model_kwargs)
   except TypeError as e:  # A declared option this model does not have.
@@ -201,9 +242,9 @@ def train_and_evaluate(
   state = create_train_state(model, init_key, ds.image_shape, tx)
   augment = Augment(config.padding, config.flip, tuple(ds.mean), tuple(ds.std))
   parallel = DataParallel(
-      make_train_step(model, method, ds.num_classes, augment,
+      make_train_step(model, mixer, ds.num_classes, augment,
                       config.get("label_smoothing", 0.0), dtype=dtype,
-                      loss=config.get("loss", "ce")),
+                      loss=config.get("loss", "ce"), manifold=manifold),
       make_eval_step(model, augment, config.get("ece_bins", 15), dtype=dtype),
       backend=config.get("parallel", "shard_map"), devices=devices,
       compiler_options={} if config.get("xla_defaults", False) else None)
@@ -220,7 +261,7 @@ def train_and_evaluate(
           "pass --resume to continue, or choose another --workdir.")
     state, meta = ckpt.restore(state)
     history = meta.get("history", [])
-    log(f"[{method.name}] resumed from step {int(state.step)} in {ckpt.directory}")
+    log(f"[{name}] resumed from step {int(state.step)} in {ckpt.directory}")
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   if primary:
     with open(metrics_path, "w") as f:  # Rewritten from the checkpoint's history.
@@ -234,23 +275,31 @@ def train_and_evaluate(
   images_seen, run_start = 0, time.perf_counter()
   last_saved = ckpt.latest_step()
 
-  def save(step: int, finite: jax.Array, loss_sum=0.0, steps_in_epoch: int = 0) -> None:
+  watch = _FiniteWatch(check_every)
+
+  def stop(bad: int, step: int) -> None:
+    """Raises for the first non-finite step ``bad``, noticed after ``step`` steps."""
+    ckpt.wait()
+    where = (f"the last good checkpoint, step {last_saved}, is kept in {ckpt.directory}"
+             if last_saved is not None else "no checkpoint was written")
+    raise NonFiniteLossError(
+        f"[{name}] the loss or gradients became NaN/Inf at step {bad} (epoch "
+        f"{(bad - 1) // spe + 1}); noticed after step {step} (the flags are read every "
+        f"config.nan_check_every = {check_every} steps) and training stopped: nothing "
+        f"from step {bad} on was saved, {where}. Lower the learning rate or check the "
+        "data.", bad, step)
+
+  def save(step: int, loss_sum=0.0, steps_in_epoch: int = 0) -> None:
     nonlocal last_saved
-    if not bool(finite):
-      ckpt.wait()
-      where = (f"the last good checkpoint, step {last_saved}, is kept in {ckpt.directory}"
-               if last_saved is not None else "no checkpoint was written")
-      raise NonFiniteLossError(
-          f"[{method.name}] the loss or gradients became NaN/Inf before step {step}; "
-          f"training stopped and nothing after it was saved: {where}. Lower the "
-          "learning rate or check the data.")
+    bad = watch.check(step)
+    if bad is not None:
+      stop(bad, step)
     # The partial epoch's loss sum lets a resumed epoch report the same train_loss.
     ckpt.save(step, parallel.get_state(state),
-              {"history": history, "method": method.name,
+              {"history": history, "method": name,
                "epoch_loss_sum": float(loss_sum), "epoch_steps": steps_in_epoch})
     last_saved = step
 
-  finite = jnp.array(True)
   step = start_step
   for epoch in range(start_step // spe, config.num_epochs):
     epoch_start, epoch_images = time.perf_counter(), 0
@@ -262,21 +311,24 @@ def train_and_evaluate(
     for batch in train_batches(ds.train_images, ds.train_labels, batch_size,
                                config.seed, epoch, first, rows):
       state, metrics = parallel.train_step(state, batch, jax.random.fold_in(train_key, step))
-      finite = finite & jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
-      loss_sum += metrics["loss"]
+      loss_sum, finite, ok = _accumulate(loss_sum, watch.finite, metrics)
       steps_in_epoch += 1
       step += 1
+      bad = watch.add(step, finite, ok)
+      if bad is not None:
+        stop(bad, step)
       epoch_images += batch_size
       if progress.enabled and step % 10 == 0:
         elapsed = time.perf_counter() - epoch_start
         progress.update(step, epoch_images / max(elapsed, 1e-9))
       if step % ckpt_every == 0 and step % spe:  # Mid-epoch; epoch ends save below.
-        save(step, finite, loss_sum, steps_in_epoch)
+        save(step, loss_sum, steps_in_epoch)
     jax.block_until_ready(state)
     epoch_time = time.perf_counter() - epoch_start
     images_seen += epoch_images
-    if not bool(finite):
-      save(step, finite)  # Raises, keeping the last good checkpoint.
+    bad = watch.check(step)
+    if bad is not None:
+      stop(bad, step)
     row = {"epoch": epoch + 1, "step": step,
            "train_loss": float(loss_sum) / max(steps_in_epoch, 1),
            "learning_rate": float(schedule(step - 1)),
@@ -297,16 +349,16 @@ def train_and_evaluate(
       writer.flush()
     if last or (epoch + 1) % config.get("log_every_epochs", 1) == 0:
       progress.close()
-      log(_format_row(method.name, row))
+      log(_format_row(name, row))
     if last or step % ckpt_every == 0:
-      save(step, finite)
+      save(step)
   if last_saved != step:
-    save(step, finite)
+    save(step)
   ckpt.wait()
   ckpt.close()
   final = history[-1] if history else {}
   return {
-      "method": method.name,
+      "method": name,
       "accuracy": final.get("test_accuracy", math.nan),
       "nll": final.get("test_nll", math.nan),
       "ece": final.get("test_ece", math.nan),
@@ -351,12 +403,15 @@ def compare(
 ) -> list[dict]:
   """Trains every method in ``config.methods`` (each in ``workdir/<method>``).
 
-  Every method is validated before the first one trains, its draw against the
-  dataset's image shape too.
+  Every method is checked before the first one trains: its name, the fields the
+  config sets for it (:func:`~mixjax.training.mixer_from_config`), and its draw
+  traced on the dataset's image shape.
   """
+  mixers = {name: mixer_from_config(config, name) for name in config.methods}
   image_shape = load_dataset(config.dataset, config.get("data_dir")).image_shape
-  for name in config.methods:
-    method_from_config(config, name).validate(image_shape)
+  for name, mixer in mixers.items():
+    check_mixer(mixer, manifold=name in MANIFOLD_METHODS)
+    check_draw(mixer, image_shape)
   return [train_and_evaluate(config, os.path.join(workdir, name), name, resume, log)
           for name in config.methods]
 

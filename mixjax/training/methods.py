@@ -1,208 +1,274 @@
-"""Training methods as mixing plans: ERM, Manifold Mixup, and every registered mixer.
+"""The trainer's methods: a registered mixer (or none), at the input or at a hidden layer.
 
-The train step only knows that a plan mixes: :func:`draw_plan` turns a method
-into a :class:`~mixjax.MixPlan` (or ``None`` for ERM) from a key. ``"erm"`` and
-``"manifold_mixup"`` (which mixes hidden states) are the trainer's own; every
-other name is a mixer of :mod:`mixjax.registry` (``mixup``, ``cutmix``,
-``policy``, ``resizemix``, … and whatever is registered later), applied to the
-input.
+``config.methods`` names them. ``"erm"`` trains without a mixer;
+``"manifold_mixup"`` applies a :class:`~mixjax.Mixup` to the hidden states at a
+layer drawn each step from the model's eligible layers (``mix_layers``; Verma et
+al., 2019); every other name is a mixer of :mod:`mixjax.registry` (``mixup``,
+``cutmix``, ``policy``, ``resizemix``, … and whatever is registered later),
+applied to the input. The train step takes the :class:`~mixjax.Mixer` itself
+(``None`` for ERM, :func:`draw_plan`), so a method's hyper-parameters are its
+mixer's fields, and nothing else describes them.
+
+A config sets them per method in ``config.mixers.<method>.<field>``
+(:func:`config_sections` declares one section per mixing method with every field
+its mixer takes, so a newly registered mixer is configurable with no edit here),
+and the shared fields of :data:`SHARED_FIELDS` (``--config.alpha``, …) set a field
+of every mixing method in ``config.methods`` at once: :func:`mixer_from_config`.
+A field a method's mixer does not take is an error that names it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+import types
+import typing
+from collections.abc import Sequence
 
 import chex
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from mixjax import registry
-from mixjax.manifold import MixPlan, sample_plan
+from mixjax.manifold import MixPlan
 from mixjax.mixer import Mixer
 
-OWN_METHODS = ("erm", "manifold_mixup")
+ERM = "erm"
+# Methods that mix hidden states, and the registered mixer each applies there.
+MANIFOLD_METHODS = {"manifold_mixup": "mixup"}
+# Top-level config fields that, when set, go to every mixing method in
+# config.methods (config field -> mixer field). ERM mixes nothing and takes none.
+SHARED_FIELDS = {"alpha": "alpha", "prob": "prob", "mix_mode": "mode", "pairing": "pairing"}
+# Mixer fields the trainer sets itself: the dataset's number of classes, and
+# config.label_smoothing (applied to every method, ERM included).
+TRAINER_FIELDS = ("num_classes", "label_smoothing")
 
 
-class _MethodNames:
-  """The method names, live: ``erm``, ``manifold_mixup`` and the registered mixers."""
-
-  def _names(self) -> tuple[str, ...]:
-    return OWN_METHODS + tuple(n for n in registry.list_mixers() if n not in OWN_METHODS)
-
-  def __contains__(self, name) -> bool:
-    return name in self._names()
-
-  def __iter__(self):
-    return iter(self._names())
-
-  def __len__(self) -> int:
-    return len(self._names())
-
-  def __repr__(self) -> str:
-    return repr(self._names())
+def method_names() -> tuple[str, ...]:
+  """The names ``config.methods`` takes: ``erm``, ``manifold_mixup`` and the registered mixers."""
+  return (ERM, *MANIFOLD_METHODS,
+          *(n for n in registry.list_mixers() if n != ERM and n not in MANIFOLD_METHODS))
 
 
-METHODS = _MethodNames()
-
-# Each method's defaults, from its paper's CIFAR recipe. A registered mixer not
-# listed here takes its class's defaults (its paper's, by the Mixer convention).
-PRESETS = {
-    "erm": {},
-    # Zhang et al., 2018, "mixup: Beyond Empirical Risk Minimization": α = 1 on CIFAR.
-    "mixup": {"alpha": 1.0},
-    # Yun et al., 2019, "CutMix": α = 1, applied with probability 0.5 on CIFAR.
-    "cutmix": {"alpha": 1.0, "prob": 0.5},
-    # Verma et al., 2019, "Manifold Mixup": α = 2, layers {input, stage 1, stage 2}.
-    "manifold_mixup": {"alpha": 2.0},
-    # timm / DeiT: Mixup α = 0.8 or CutMix α = 1.0, switched with probability 0.5.
-    "policy": {"alpha": 0.8, "cutmix_alpha": 1.0, "switch_prob": 0.5},
-}
-
-# The Method fields each preset method passes to its mixer, under the mixer's names.
-_LEGACY_FIELDS = {
-    "mixup": {"alpha": "alpha", "prob": "prob", "mode": "mode"},
-    "cutmix": {"alpha": "alpha", "prob": "prob", "mode": "mode"},
-    "policy": {"alpha": "mixup_alpha", "cutmix_alpha": "cutmix_alpha", "prob": "prob",
-               "switch_prob": "switch_prob", "mode": "mode"},
-}
-# Config overrides that may name a mixer hyper-parameter of the same name.
-_OVERRIDES = ("alpha", "prob", "mode", "cutmix_alpha", "switch_prob")
+def _check_name(name) -> None:
+  if not isinstance(name, str) or name not in method_names():
+    raise ValueError(f"method must be one of {list(method_names())}, got {name!r}.")
 
 
-def _check_name(name: str) -> None:
-  if name not in METHODS:
-    raise ValueError(f"method must be one of {METHODS!r}, got {name!r}.")
+def _mixer_name(name: str) -> str | None:
+  _check_name(name)
+  return None if name == ERM else MANIFOLD_METHODS.get(name, name)
 
 
-def _hashable(value):
-  return tuple(value) if isinstance(value, list) else value
+def method_fields(name: str) -> tuple[str, ...]:
+  """The fields a config may set for ``name``: its mixer's, less :data:`TRAINER_FIELDS`."""
+  mixer_name = _mixer_name(name)
+  if mixer_name is None:
+    return ()
+  return tuple(f for f in registry.mixer_fields(mixer_name) if f not in TRAINER_FIELDS)
 
 
-@dataclasses.dataclass(frozen=True)
-class Method:
-  """A training method and its hyper-parameters (hashable: a static jit arg).
+def method_mixer(name: str, **fields) -> Mixer | None:
+  """The mixer the method ``name`` trains with: ``None`` for ERM.
 
-  Attributes:
-    name: ``"erm"``, ``"manifold_mixup"`` or a registered mixer name.
-    alpha: ``α`` of ``Beta(α, α)`` (Mixup's for the policy, Manifold Mixup's).
-    prob: probability of mixing a batch (or an example in ``"elem"`` mode).
-    mode: ``"batch"`` or ``"elem"``.
-    cutmix_alpha: CutMix's ``α`` in the policy.
-    switch_prob: probability of CutMix in the policy.
-    layers: eligible Manifold Mixup layers; None takes the model's.
-    hparams: further hyper-parameters as sorted ``(name, value)`` pairs: for a
-      mixer, keyword arguments of :func:`~mixjax.get_mixer` (e.g. ``n`` for
-      Mixup, ``scope`` for ResizeMix); for Manifold Mixup, ``n``.
+  ``"manifold_mixup"`` gives a :class:`~mixjax.Mixup` (the train step applies it
+  at a hidden layer when built with ``manifold=True``); the others the registered
+  mixer of that name. ``fields`` are the mixer's fields; the rest keep the mixer's
+  defaults (its paper's; the recipes in ``configs/`` set the CIFAR ones).
+
+  Raises:
+    ValueError: an unknown name, a field the method does not take, or a bad value.
   """
-  name: str = "erm"
-  alpha: float = 1.0
-  prob: float = 1.0
-  mode: str = "batch"
-  cutmix_alpha: float = 1.0
-  switch_prob: float = 0.5
-  layers: tuple[int, ...] | None = None
-  hparams: tuple[tuple[str, Any], ...] = ()
+  mixer_name = _mixer_name(name)
+  if mixer_name is None:
+    if fields:
+      raise ValueError(f"erm trains without a mixer and takes no fields, got {sorted(fields)}.")
+    return None
+  taken = method_fields(name)
+  unknown = sorted(set(fields) - set(taken))
+  if unknown:
+    raise ValueError(f"method {name!r} does not take {unknown}; it takes {list(taken)}.")
+  return registry.get_mixer(mixer_name, **fields)
 
-  def __post_init__(self):
-    _check_name(self.name)
-    if self.layers is not None:
-      object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
-    hparams = dict(self.hparams)
-    object.__setattr__(self, "hparams",
-                       tuple(sorted((k, _hashable(v)) for k, v in hparams.items())))
 
-  @classmethod
-  def from_preset(cls, name: str, **overrides) -> Method:
-    """The paper's defaults for ``name``, with non-None ``overrides`` on top.
+def _placeholder_type(hint) -> type:
+  """The type a ConfigDict placeholder for a field annotated ``hint`` takes.
 
-    Overrides that are not fields of :class:`Method` go to ``hparams``. For a
-    registered mixer without a preset, ``alpha``, ``cutmix_alpha`` and
-    ``switch_prob`` go to ``hparams`` when the mixer has a hyper-parameter of
-    that name and are ignored otherwise (one config can compare methods with
-    different hyper-parameters).
-    """
-    _check_name(name)
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    fields = {f.name for f in dataclasses.fields(cls)} - {"name", "hparams"}
-    hparams = dict(overrides.pop("hparams", ()))
-    hparams.update({k: overrides.pop(k) for k in list(overrides) if k not in fields})
-    if name in PRESETS:
-      values = dict(PRESETS[name])
-      values.update(overrides)
-      return cls(name=name, hparams=tuple(hparams.items()), **values)
-    takes = set(registry.mixer_fields(name))
-    for key in ("alpha", "cutmix_alpha", "switch_prob"):
-      if key in overrides:
-        value = overrides.pop(key)
-        if key in takes:
-          hparams[key] = value
-    return cls(name=name, hparams=tuple(hparams.items()), **overrides)
+  A config holds Python values: of a union (``float | None``, ``float | jax.Array``)
+  the one config type it names; ``object`` (any value) when there is none or several.
+  """
+  if typing.get_origin(hint) in (typing.Union, types.UnionType):
+    kinds = {_placeholder_type(a) for a in typing.get_args(hint)} - {object}
+    if kinds == {int, float}:
+      return float
+    return kinds.pop() if len(kinds) == 1 else object
+  origin = typing.get_origin(hint) or hint
+  if origin in (tuple, list, Sequence):
+    return tuple
+  return origin if origin in (bool, int, float, str) else object
 
-  def mixer(self) -> Mixer:
-    """The registered mixer of this method (``ValueError`` for erm / manifold_mixup)."""
-    if self.name in OWN_METHODS:
-      raise ValueError(f"method {self.name!r} is not a mixer of the registry.")
-    hparams = dict(self.hparams)
-    if self.name in _LEGACY_FIELDS:
-      values = {theirs: getattr(self, ours) for ours, theirs in _LEGACY_FIELDS[self.name].items()}
-    else:
-      values = {"prob": self.prob, "mode": self.mode}
-    values.update(hparams)
-    return registry.get_mixer(self.name, **values)
 
-  def validate(self, image_shape: tuple[int, ...] | None = None) -> None:
-    """Raises ``ValueError`` for hyper-parameters the method cannot use.
+def config_sections() -> ml_collections.ConfigDict:
+  """``config.mixers``: per mixing method, a placeholder (unset) for each field it takes.
 
-    With ``image_shape`` (``(H, W, C)`` of the data) a mixer's draw is also
-    traced (``jax.eval_shape``, nothing computed) on a batch of that shape, so
-    hyper-parameters that do not fit the images (e.g. more GridMix holes than
-    fit) fail here rather than when training reaches the method.
-    """
-    if self.name == "erm":
-      return
-    if self.name == "manifold_mixup":
-      if not self.alpha > 0:
-        raise ValueError(f"manifold_mixup needs alpha > 0, got {self.alpha}.")
-      unknown = sorted(set(dict(self.hparams)) - {"n"})
-      if unknown:
-        raise ValueError(f"manifold_mixup does not take {unknown}; it takes ['n'].")
-      return
-    mixer = self.mixer()
-    if image_shape is not None:
-      images = jax.ShapeDtypeStruct((2, *image_shape), jnp.uint8)
-      jax.eval_shape(lambda key, images: mixer.sample(key, 2, image_shape, images=images),
-                     jax.random.key(0), images)
+  Built from the registry when a config is made, so ``--config.mixers.NAME.FIELD=``
+  reaches any registered mixer (and Manifold Mixup's :class:`~mixjax.Mixup`).
+  """
+  sections = {}
+  for name in method_names():
+    if name == ERM:
+      continue
+    cls = registry.mixer_class(_mixer_name(name))
+    try:
+      hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001  (a user's annotation we cannot resolve: any value)
+      hints = {}
+    sections[name] = {
+        field: ml_collections.config_dict.placeholder(_placeholder_type(hints.get(field)))
+        for field in method_fields(name)}
+  return ml_collections.ConfigDict(sections)
+
+
+def _set(values) -> dict:
+  return {k: v for k, v in (values or {}).items() if v is not None}
+
+
+def mixer_from_config(config: ml_collections.ConfigDict, name: str) -> Mixer | None:
+  """The mixer the method ``name`` trains with under ``config`` (``None`` for ERM).
+
+  Its fields are those set in ``config.mixers.<name>``, then the set shared fields
+  (:data:`SHARED_FIELDS`: ``config.alpha``, ``config.prob``, ``config.mix_mode``,
+  ``config.pairing``) on top; the rest keep the mixer's defaults.
+
+  Raises:
+    ValueError: an unknown method (in ``name`` or as a section of
+      ``config.mixers``); a set shared field that the mixer of ``name`` does not
+      take, or that no method in ``config.methods`` takes (only ERM); a field of
+      ``config.mixers.<name>`` the mixer does not take; a bad value.
+  """
+  _check_name(name)
+  sections = config.get("mixers") or {}
+  for section in sections:
+    if section not in method_names() or section == ERM:
+      raise ValueError(
+          f"config.mixers.{section}: not a mixing method; the sections are "
+          f"{[n for n in method_names() if n != ERM]}.")
+  shared = {k: v for k, v in ((k, config.get(k)) for k in SHARED_FIELDS) if v is not None}
+  if name == ERM:
+    methods = set(config.get("methods") or ())
+    if shared and not methods - {ERM}:
+      raise ValueError(
+          f"{', '.join(f'config.{k}={v!r}' for k, v in shared.items())} set, but no "
+          f"method in config.methods {tuple(config.get('methods') or ())} mixes: erm "
+          "trains without a mixer. Leave it unset or add a mixing method.")
+    return None
+  fields = _set(sections.get(name))
+  taken = method_fields(name)
+  for key, value in shared.items():
+    field = SHARED_FIELDS[key]
+    if field not in taken:
+      raise ValueError(
+          f"config.{key}={value!r} sets {field!r} for every mixing method in "
+          f"config.methods, but {name} takes no {field!r} (it takes {list(taken)}). Leave "
+          f"config.{key} unset and set config.mixers.<method>.{field} for the methods "
+          "that take it.")
+    fields[field] = value
+  return method_mixer(name, **fields)
+
+
+def check_mixer(mixer: Mixer | None, *, manifold: bool = False,
+                num_classes: int | None = None, label_smoothing: float = 0.0) -> float:
+  """Checks a mixer for the train step; returns the label smoothing to train with.
+
+  Args:
+    mixer: a :class:`~mixjax.Mixer`, or ``None`` (ERM).
+    manifold: the mixer is applied at a hidden layer (Manifold Mixup), which
+      needs a mix that is not in input pixels (no boxes or masks).
+    num_classes: the dataset's; a mixer's own ``num_classes`` must agree.
+    label_smoothing: the trainer's; a mixer's own ``label_smoothing``, when
+      set, must agree or the trainer's must be 0.
+
+  Raises:
+    ValueError: for anything else than a Mixer or None, a pixel mixer with
+      ``manifold``, or a mixer ``num_classes`` / ``label_smoothing`` that
+      disagrees with the trainer's.
+  """
+  if mixer is None:
+    if manifold:
+      raise ValueError("manifold=True needs a mixer to apply at the hidden layer, got None.")
+    return label_smoothing
+  if not isinstance(mixer, Mixer):
+    raise ValueError(
+        f"the train step takes a mixjax.Mixer (e.g. mixjax.get_mixer('cutmix', prob=0.5), "
+        f"or mixer_from_config(config, name)) or None for ERM, got {mixer!r}.")
+  if manifold and mixer.spatial:
+    raise ValueError(
+        f"{type(mixer).__name__} mixes in input pixels (boxes or masks) and cannot mix "
+        "hidden states: Manifold Mixup needs a mixer with spatial=False, such as "
+        "mixjax.Mixup.")
+  if mixer.num_classes is not None and num_classes is not None and (
+      mixer.num_classes != num_classes):
+    raise ValueError(
+        f"the mixer has num_classes={mixer.num_classes}, the data {num_classes} classes; "
+        "leave the mixer's num_classes unset (the trainer passes the data's).")
+  if mixer.label_smoothing and label_smoothing and mixer.label_smoothing != label_smoothing:
+    raise ValueError(
+        f"the mixer has label_smoothing={mixer.label_smoothing} and the trainer "
+        f"{label_smoothing}; set it once (config.label_smoothing).")
+  return mixer.label_smoothing or label_smoothing
+
+
+def check_draw(mixer: Mixer | None, image_shape: tuple[int, ...]) -> None:
+  """Traces ``mixer``'s draw on a batch of ``image_shape`` (``(H, W, C)``), computing nothing.
+
+  Hyper-parameters that do not fit the images (e.g. more GridMix holes than fit)
+  fail here rather than when training reaches the method.
+  """
+  if mixer is None:
+    return
+  images = jax.ShapeDtypeStruct((2, *image_shape), jnp.uint8)
+  jax.eval_shape(lambda key, images: mixer.sample(key, 2, image_shape, images=images),
+                 jax.random.key(0), images)
 
 
 def draw_plan(
     key: chex.PRNGKey,
     batch_size: int,
     image_size: tuple[int, int],
-    method: Method,
-    model_layers: tuple[int, ...],
+    mixer: Mixer | None,
+    layers: Sequence[int] | None = None,
     images: chex.Array | None = None,
 ) -> MixPlan | None:
-  """Draws the mixing plan of one step (``None`` for ERM).
+  """Draws the mixing plan of one step (``None`` for ERM, ``mixer=None``).
 
-  ``images`` (the step's batch) is passed to mixers that draw from the pixels
+  With ``layers=None`` the mixer's :meth:`~mixjax.Mixer.sample` is applied at the
+  input (:meth:`~mixjax.MixPlan.at_input`): Mixup and CutMix with ``prob = 1`` draw
+  exactly what :func:`~mixjax.sample_mixup` / :func:`~mixjax.sample_cutmix` draw.
+  With ``layers`` (Manifold Mixup: the model's ``mix_layers``) the key is split
+  into ``(key_layer, key_mix)``, a layer is drawn uniformly from ``layers`` and the
+  mix from ``key_mix``: for :class:`~mixjax.Mixup` with ``prob = 1`` exactly what
+  :func:`~mixjax.sample_plan` draws, and with ``prob < 1`` the examples (or the
+  batch) left unmixed pass every layer unchanged.
+
+  ``images`` (the step's batch) goes to mixers that draw from the pixels
   (``Mixer.uses_images``, e.g. SaliencyMix); the others ignore it.
 
-  Manifold Mixup draws with :func:`~mixjax.sample_plan`; every other method is
-  its registry mixer's :meth:`~mixjax.Mixer.sample`, applied at the input. So
-  Mixup and CutMix with ``prob = 1`` draw exactly what
-  :func:`~mixjax.sample_mixup` / :func:`~mixjax.sample_cutmix` draw, and with
-  ``prob < 1`` (or the policy) what :func:`~mixjax.sample_mix` draws.
+  Raises:
+    ValueError: ``layers`` with a mixer that mixes in input pixels, or empty /
+      negative ``layers``.
   """
-  if method.name == "erm":
+  if mixer is None:
     return None
-  if method.name == "manifold_mixup":
-    layers = method.layers if method.layers is not None else model_layers
-    return sample_plan(key, batch_size, layers, alpha=method.alpha, mode=method.mode,
-                       n=dict(method.hparams).get("n", 2))
-  mixer = method.mixer()
   if mixer.uses_images and images is not None:
     image_shape = tuple(images.shape[1:])
   else:
     image_shape = tuple(image_size)
-  return MixPlan.at_input(mixer.sample(key, batch_size, image_shape, images=images))
+  if layers is None:
+    return MixPlan.at_input(mixer.sample(key, batch_size, image_shape, images=images))
+  check_mixer(mixer, manifold=True)
+  layers = tuple(layers)
+  if not layers or any(not isinstance(i, int) or i < 0 for i in layers):
+    raise ValueError(f"layers must be a non-empty sequence of indices >= 0, got {layers!r}.")
+  key_layer, key_mix = jax.random.split(key)
+  layer = jnp.asarray(layers, jnp.int32)[jax.random.randint(key_layer, (), 0, len(layers))]
+  params = mixer.sample(key_mix, batch_size, image_shape, images=images)
+  return MixPlan(layer=layer, params=params, layers=layers)

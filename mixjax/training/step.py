@@ -36,7 +36,8 @@ from mixjax.data.augment import crop_flip, normalize, sample_crop_flip
 from mixjax.labels import soft_labels
 from mixjax.losses import get_loss
 from mixjax.manifold import MixPlan
-from mixjax.training.methods import Method, draw_plan
+from mixjax.mixer import Mixer
+from mixjax.training.methods import check_mixer, draw_plan
 from mixjax.training.metrics import eval_sums
 from mixjax.training.state import TrainState
 
@@ -65,16 +66,12 @@ def shard_rows(values: chex.Array, local_batch: int, axis_name: str) -> chex.Arr
   return jax.lax.dynamic_slice_in_dim(values, start, local_batch)
 
 
-def _draws_from_pixels(method: Method) -> bool:
-  return method.name not in ("erm", "manifold_mixup") and method.mixer().uses_images
-
-
 def draw_shard_plan(
     key: chex.PRNGKey,
     batch_size: int,
     image_size: tuple[int, int],
-    method: Method,
-    model_layers: tuple[int, ...],
+    mixer: Mixer | None,
+    layers: tuple[int, ...] | None,
     axis_name: str,
     images: chex.Array | None = None,
 ) -> MixPlan | None:
@@ -84,15 +81,17 @@ def draw_shard_plan(
   each of the devices of ``axis_name``) from the same ``key``; the plan carries
   ``axis_name``, so the model and :meth:`~mixjax.MixPlan.mix_labels` mix this
   device's rows with partners from the whole global batch: the step mixes as
-  one device mixing the global batch does. ``images``, this shard's batch, is
-  gathered over the devices for mixers that draw from the pixels.
+  one device mixing the global batch does. ``mixer`` and ``layers`` are
+  :func:`~mixjax.training.draw_plan`'s (``None``: ERM / the input). ``images``,
+  this shard's batch, is gathered over the devices for mixers that draw from the
+  pixels.
   """
   global_batch = batch_size * jax.lax.axis_size(axis_name)
-  if images is not None and _draws_from_pixels(method):
+  if images is not None and mixer is not None and mixer.uses_images:
     images = jax.lax.all_gather(images, axis_name, axis=0, tiled=True)
   else:
     images = None
-  plan = draw_plan(key, global_batch, image_size, method, model_layers, images=images)
+  plan = draw_plan(key, global_batch, image_size, mixer, layers, images=images)
   return None if plan is None else plan.replace(axis_name=axis_name)
 
 
@@ -111,13 +110,15 @@ def _prepare(images: chex.Array, augment: Augment, key: chex.PRNGKey | None,
 
 def make_train_step(
     model: nn.Module,
-    method: Method,
+    mixer: Mixer | None,
     num_classes: int,
     augment: Augment,
     label_smoothing: float = 0.0,
     axis_name: str = "data",
     dtype=jnp.float32,
     loss: str = "ce",
+    *,
+    manifold: bool = False,
 ) -> Callable[[TrainState, dict, chex.PRNGKey], tuple[TrainState, dict]]:
   """Builds ``train_step(state, batch, key) -> (state, metrics)`` for one device.
 
@@ -126,27 +127,36 @@ def make_train_step(
   :data:`mixjax.losses.LOSSES`: ``"ce"`` or ``"softmax_bce"``) → gradients and BatchNorm
   statistics averaged over ``axis_name`` → optax update. The batch is a dict of
   uint8 ``image`` ``[b, H, W, C]`` and int ``label`` ``[b]``, this device's rows
-  of the global batch; partners come from the whole global batch. ``key`` is the step's key, the same on every device (see the
-  module docstring for what is drawn once and what per device). A model built
+  of the global batch; partners come from the whole global batch. ``key`` is the
+  step's key, the same on every device (see the module docstring for what is drawn
+  once and what per device). A model built
   with ``axis_name`` set to this ``axis_name`` normalises with the statistics
   of the global batch.
+
+  ``mixer`` is any :class:`~mixjax.Mixer` (its fields are the method's
+  hyper-parameters; :func:`~mixjax.training.mixer_from_config` builds it from a
+  config), or ``None`` for ERM. It mixes the input, or with ``manifold=True`` the
+  hidden states at a layer drawn each step from ``model.mix_layers`` (Manifold
+  Mixup: a :class:`~mixjax.Mixup`).
 
   Metrics (averaged over devices): ``loss``, ``grad_norm`` and ``accuracy`` (of
   the mixed batch against its unmixed labels: a rough guide only).
 
   Raises:
-    ValueError: a bad method or an unknown ``loss``.
+    ValueError: a bad mixer (see :func:`~mixjax.training.methods.check_mixer`) or
+      an unknown ``loss``.
   """
-  method.validate()
+  label_smoothing = check_mixer(mixer, manifold=manifold, num_classes=num_classes,
+                                label_smoothing=label_smoothing)
   loss_of = get_loss(loss)
-  mix_layers = tuple(getattr(model, "mix_layers", (0,)))
+  layers = tuple(getattr(model, "mix_layers", (0,))) if manifold else None
 
   def train_step(state: TrainState, batch: dict, key: chex.PRNGKey):
     key_aug, key_mix, key_dropout = jax.random.split(key, 3)
     images = _prepare(batch["image"], augment, key_aug, axis_name).astype(dtype)
     labels = batch["label"]
     dropout_key = device_key(key_dropout, axis_name)
-    plan = draw_shard_plan(key_mix, images.shape[0], images.shape[1:3], method, mix_layers,
+    plan = draw_shard_plan(key_mix, images.shape[0], images.shape[1:3], mixer, layers,
                            axis_name, images=images)
     if plan is None:
       targets = soft_labels(labels, num_classes, label_smoothing)
