@@ -3,12 +3,22 @@
 Every check runs on static information (shapes, dtypes, Python numbers), so it
 fires once at trace time under ``jax.jit`` and costs nothing per call. Each
 raises ``ValueError`` naming what was expected and what came.
+
+Hyper-parameters are static: they fix the program (shapes, which steps run) and
+are checked while tracing. :func:`static_value` brings what a user may pass for
+one to a hashable Python value (a list or array becomes a tuple, a NumPy scalar
+or concrete scalar array a Python number), and :func:`jit_with_hyperparameters`
+does so for a jitted op's keyword arguments. The Beta parameters (``alpha``)
+may instead be traced values (e.g. a schedule inside a jitted step): they are
+then arguments of the program, checked at trace time only when concrete.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +41,95 @@ def concrete_number(value) -> float | None:
   return None
 
 
+def is_traced(value) -> bool:
+  """Whether ``value`` is a tracer (a value only known when the program runs)."""
+  return isinstance(value, jax.core.Tracer)
+
+
+def has_tracer(value, *, fields: bool = True) -> bool:
+  """Whether ``value`` is or holds a tracer (in a tuple or list, or with ``fields`` a
+  dataclass's fields, e.g. a mixer's or a :class:`~mixjax.Choice`'s mixers')."""
+  if is_traced(value):
+    return True
+  if isinstance(value, (tuple, list)):
+    return any(has_tracer(v, fields=fields) for v in value)
+  if fields and dataclasses.is_dataclass(value) and not isinstance(value, type):
+    return any(has_tracer(getattr(value, f.name)) for f in dataclasses.fields(value))
+  return False
+
+
+def static_value(value, *, arrays: bool = True):
+  """A hyper-parameter as a hashable Python value; tracers and others are returned as they are.
+
+  NumPy scalars (``np.float32``, ``np.int64``, ...) and 0-d NumPy or concrete JAX
+  arrays become Python numbers (``.item()``); lists and tuples become tuples of
+  those, and so do 1-d or larger arrays unless ``arrays`` is False (a mixer's
+  own checks read those). So ``np.float32(0.8)`` works wherever ``0.8`` does,
+  and ``[0.2, 0.8]`` wherever ``(0.2, 0.8)`` does.
+  """
+  if is_traced(value):
+    return value
+  if type(value) in (list, tuple):
+    return tuple(static_value(v, arrays=arrays) for v in value)
+  if isinstance(value, np.generic):
+    return value.item()
+  if isinstance(value, (np.ndarray, jax.Array)):
+    if value.ndim == 0:
+      return np.asarray(value).item()
+    if arrays:
+      return tuple(static_value(v) for v in np.asarray(value))
+  return value
+
+
+def check_static(value, name: str, traceable: Sequence[str] | None = None) -> None:
+  """Raises unless ``value`` (the hyper-parameter ``name``) is known at trace time.
+
+  ``traceable``: the hyper-parameters that may be traced, named in the message.
+  """
+  if has_tracer(value, fields=False):  # A mixer in it has checked its own fields.
+    allowed = ("" if traceable is None else
+               f"; only {', '.join(traceable)} may be traced" if traceable else
+               "; none of its hyper-parameters may be traced")
+    raise ValueError(
+        f"{name} fixes the compiled program, so it must be known at trace time (a Python "
+        f"number, string or tuple), got a traced value {value!r}{allowed}.")
+
+
+def jit_with_hyperparameters(static_argnames: Sequence[str], traceable: Sequence[str] = ()
+                             ) -> Callable[[Callable], Callable]:
+  """``jax.jit`` for a mixing op whose keyword arguments are hyper-parameters.
+
+  The hyper-parameters ``static_argnames`` go through :func:`static_value` (so
+  lists, NumPy scalars and concrete arrays are accepted, and hash) and are static
+  arguments. Those in ``traceable`` (the Beta parameters) may also be traced
+  values: a call with one traced compiles a program that takes it as an argument
+  (drawing exactly what the static value draws, see
+  :func:`~mixjax.symmetric_beta`); a traced value for any other hyper-parameter is
+  a ``ValueError`` naming it.
+  """
+  static_argnames = tuple(static_argnames)
+  traceable = tuple(traceable)
+
+  def decorate(fun):
+    static_jit = jax.jit(fun, static_argnames=static_argnames)
+    traced_jit = jax.jit(fun, static_argnames=tuple(
+        n for n in static_argnames if n not in traceable))
+
+    @functools.wraps(fun)
+    def wrapper(*args, **kwargs):
+      kwargs = {k: static_value(v) if k in static_argnames else v for k, v in kwargs.items()}
+      for k, v in kwargs.items():
+        if k in static_argnames and k not in traceable:
+          check_static(v, k, traceable)
+      if any(is_traced(kwargs.get(n)) for n in traceable):
+        return traced_jit(*args, **kwargs)
+      return static_jit(*args, **kwargs)
+
+    return wrapper
+
+  return decorate
+
+
 def check_alpha(alpha, name: str = "alpha") -> None:
   """Raises unless ``alpha`` (when known at trace time) is a positive number."""
   value = concrete_number(alpha)
@@ -43,6 +142,7 @@ def check_alpha(alpha, name: str = "alpha") -> None:
 
 
 def check_probability(p, name: str) -> None:
+  check_static(p, name)
   value = concrete_number(p)
   if value is None or not 0.0 <= value <= 1.0:
     raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}.")
@@ -116,13 +216,17 @@ def check_spatial(images: jax.Array, layout: str | None = None) -> tuple[int, in
   return images.shape[1], images.shape[2]
 
 
-def check_minmax(minmax: Sequence[float] | None) -> tuple[float, float] | None:
+def check_minmax(minmax: Sequence[float] | None, name: str = "minmax"
+                 ) -> tuple[float, float] | None:
+  """``minmax`` (any pair: tuple, list, array) as a checked tuple of floats, or None."""
+  minmax = static_value(minmax)
   if minmax is None:
     return None
-  if len(minmax) != 2:
-    raise ValueError(f"minmax must be a pair (min, max), got {minmax!r}.")
+  if (not isinstance(minmax, tuple) or len(minmax) != 2
+      or not all(isinstance(v, numbers.Real) for v in minmax)):
+    raise ValueError(f"{name} must be a pair (min, max), got {minmax!r}.")
   lo, hi = float(minmax[0]), float(minmax[1])
   if not 0.0 < lo <= hi <= 1.0:
     raise ValueError(
-        f"minmax must satisfy 0 < min <= max <= 1, got {minmax!r}.")
+        f"{name} must satisfy 0 < min <= max <= 1, got {minmax!r}.")
   return lo, hi

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Sequence
 
 import chex
@@ -19,7 +18,7 @@ import jax.numpy as jnp
 
 from mixjax import _validation
 from mixjax.boxes import box_area, sample_boxes, sample_boxes_minmax
-from mixjax.mixer import Mixer, spatial_size
+from mixjax.mixer import Mixer, spatial_size, with_partners
 from mixjax.params import MixParams, apply_mix
 from mixjax.sampling import sample_lambda, sample_partners
 
@@ -79,9 +78,11 @@ def sample_cutmix(
     key: a PRNG key.
     batch_size: ``B``.
     image_size: ``(H, W)``.
-    alpha: ``α > 0`` of ``Beta(α, α)``; ignored when ``minmax`` is given.
+    alpha: ``α > 0`` of ``Beta(α, α)``; ignored when ``minmax`` is given. May be
+      traced (see :func:`~mixjax.symmetric_beta`).
     mode: ``"batch"`` (one box, as in the paper) or ``"elem"`` (one per example).
-    minmax: optional ``(min, max)`` box side ratios (timm's ``cutmix_minmax``).
+    minmax: optional ``(min, max)`` box side ratios (timm's ``cutmix_minmax``), a
+      tuple, list or array.
     pairing: ``"permute"``, ``"flip"`` or ``"roll"``.
     box_rule: ``"reference"`` (default; CutMix-PyTorch's and timm's
       ``rand_bbox``) or ``"full_side"`` (mixjax 0.1.0's rule, to replay old
@@ -98,10 +99,9 @@ def sample_cutmix(
                    label_weight=weight, boxes=boxes, pairing=pairing)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("alpha", "num_classes", "mode", "minmax", "pairing",
-                     "label_smoothing", "box_rule", "layout"))
+@_validation.jit_with_hyperparameters(
+    ("alpha", "num_classes", "mode", "minmax", "pairing", "label_smoothing", "box_rule",
+     "layout"), traceable=("alpha",))
 def cutmix(
     key: chex.PRNGKey,
     images: chex.Array,
@@ -130,10 +130,13 @@ def cutmix(
     key: a PRNG key.
     images: ``[B, H, W, C]`` or ``[B, H, W]``, float or integer.
     labels: int class ids ``[B]`` (with ``num_classes``) or rows ``[B, K]``.
-    alpha: ``α > 0``.
+    alpha: ``α > 0``. May be traced (e.g. scheduled inside a jitted step): it then
+      draws what the same value known at trace time draws, and is checked only
+      when concrete. The other hyper-parameters are static.
     num_classes: ``K``.
     mode: ``"batch"`` or ``"elem"``.
-    minmax: optional ``(min, max)`` box side ratios; replaces the Beta draw.
+    minmax: optional ``(min, max)`` box side ratios (a tuple or list); replaces the
+      Beta draw.
     pairing: ``"permute"`` (default), ``"flip"`` or ``"roll"``.
     label_smoothing: ``ε`` applied to the labels before mixing.
     box_rule: ``"reference"`` (default) or ``"full_side"`` (mixjax 0.1.0's
@@ -151,7 +154,8 @@ def cutmix(
       3 or 4 and a last axis larger than 4; transpose them with
       ``jnp.transpose(x, (0, 2, 3, 1))``, or pass ``layout="NHWC"``), unknown
       ``mode``/``pairing``/``box_rule``/``layout``, bad ``minmax``, a batch
-      mismatch or labels that do not fit ``num_classes``.
+      mismatch, labels that do not fit ``num_classes`` or a traced value for a
+      hyper-parameter other than ``alpha``.
   """
   batch = _validation.check_batch(images)
   height, width = _validation.check_spatial(images, layout)
@@ -172,6 +176,7 @@ class CutMix(Mixer):
 
   Attributes:
     alpha: ``α > 0`` of ``Beta(α, α)``; 1.0 in the paper (CIFAR and ImageNet).
+      May be traced (``traceable``).
     minmax: optional ``(min, max)`` box side ratios (timm's ``cutmix_minmax``).
     box_rule: ``"reference"`` or ``"full_side"`` (see :func:`~mixjax.sample_boxes`).
   """
@@ -180,6 +185,7 @@ class CutMix(Mixer):
   box_rule: str = "reference"
 
   spatial = True
+  traceable = ("alpha",)
 
   def validate(self):
     _validation.check_alpha(self.alpha)
@@ -191,10 +197,11 @@ class CutMix(Mixer):
                          mode=self.mode, minmax=self.minmax, pairing=self.pairing,
                          box_rule=self.box_rule)
 
-  def sample(self, key, batch_size, image_shape=(), *, images=None):
+  def sample(self, key, batch_size, image_shape=(), *, images=None, partners=None):
     if self.prob < 1.0:
       from mixjax.policy import MixConfig, sample_mix  # policy builds on this module.
-      return sample_mix(key, batch_size, spatial_size(image_shape), MixConfig(
+      params = sample_mix(key, batch_size, spatial_size(image_shape), MixConfig(
           mixup_alpha=0.0, cutmix_alpha=self.alpha, cutmix_minmax=self.minmax,
           prob=self.prob, mode=self.mode, pairing=self.pairing, box_rule=self.box_rule))
-    return super().sample(key, batch_size, image_shape, images=images)
+      return with_partners(params, self._check_partners(partners, batch_size))
+    return super().sample(key, batch_size, image_shape, images=images, partners=partners)

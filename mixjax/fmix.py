@@ -418,10 +418,9 @@ def sample_fmix(
   return mask_params(sample_partners(key_perm, batch_size, pairing), masks, pairing=pairing)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("alpha", "decay_power", "max_soft", "spectrum", "num_classes", "mode",
-                     "pairing", "label_smoothing", "layout"))
+@_validation.jit_with_hyperparameters(
+    ("alpha", "decay_power", "max_soft", "spectrum", "num_classes", "mode", "pairing",
+     "label_smoothing", "layout"), traceable=("alpha",))
 def fmix(
     key: chex.PRNGKey,
     images: chex.Array,
@@ -454,7 +453,8 @@ def fmix(
     key: a PRNG key.
     images: ``[B, H, W, C]`` or ``[B, H, W]``, float or integer.
     labels: int class ids ``[B]`` (with ``num_classes``) or rows ``[B, K]``.
-    alpha: ``α > 0``; 1 in the reference.
+    alpha: ``α > 0``; 1 in the reference. May be traced (it then draws what the
+      same value known at trace time draws).
     decay_power: ``δ > 0``; 3 in the paper.
     max_soft: ``0 ≤ max_soft ≤ ½``; 0 (hard masks) in the paper.
     spectrum: ``"reference"`` (default; as ``ecs-vlc/FMix`` computes it) or
@@ -486,7 +486,7 @@ class FMix(Mixer):
   """FMix as a :class:`~mixjax.Mixer` (registered as ``"fmix"``); draws :func:`sample_fmix`.
 
   Attributes:
-    alpha: ``α > 0`` of ``Beta(α, α)``; 1 in the reference.
+    alpha: ``α > 0`` of ``Beta(α, α)``; 1 in the reference. May be traced.
     decay_power: ``δ > 0``; 3 in the paper.
     max_soft: ``0 ≤ max_soft ≤ ½``; 0 (hard masks).
     spectrum: ``"reference"`` (default) or ``"paper"``.
@@ -497,6 +497,7 @@ class FMix(Mixer):
   spectrum: str = "reference"
 
   spatial = True
+  traceable = ("alpha",)
 
   def validate(self):
     _validation.check_alpha(self.alpha)

@@ -43,7 +43,6 @@ reference's pixel for pixel.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import numbers
 
@@ -118,7 +117,8 @@ def grid_masks(
 
 def _range(value, name: str, *, integer: bool = False, upper: float | None = None):
   """``value`` or ``(lo, hi)`` as a checked pair ``(lo, hi)`` (the reference's ``to_2tuple``)."""
-  pair = (value, value) if isinstance(value, numbers.Real) else tuple(value)
+  value = _validation.static_value(value)
+  pair = (value, value) if isinstance(value, numbers.Real) else value
   kind = "int" if integer else "number"
   bound = f" <= {upper}" if upper is not None else ""
   expect = f"{name} must be a positive {kind} or a pair (lo, hi) with 0 < lo <= hi{bound}"
@@ -250,11 +250,9 @@ def sample_gridmix(
   return mask_params(sample_partners(key_perm, batch_size, pairing), masks, pairing=pairing)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("alpha", "n_holes", "hole_aspect_ratio", "cut_area_ratio",
-                     "cut_aspect_ratio", "num_classes", "mode", "pairing", "label_smoothing",
-                     "layout"))
+@_validation.jit_with_hyperparameters(
+    ("alpha", "n_holes", "hole_aspect_ratio", "cut_area_ratio", "cut_aspect_ratio",
+     "num_classes", "mode", "pairing", "label_smoothing", "layout"), traceable=("alpha",))
 def gridmix(
     key: chex.PRNGKey,
     images: chex.Array,
@@ -280,16 +278,18 @@ def gridmix(
     ``w_i = 1 − |M_i|/(H·W)`` (exact).
 
   Pixels are copied, so the dtype is kept (uint8 stays uint8). The defaults are
-  OpenMixup's CIFAR ones (see the module docstring); they need images at least
-  16 pixels wide or so: the narrowest crop must be at least ``2·n_hi`` wide
-  (``⌊√(⌊H·W·a_lo⌋/s_hi)⌋ ≥ 2·n_hi``, the reference's own check), e.g. on 8×8
-  images ``n_holes`` must be at most 2.
+  OpenMixup's CIFAR ones (see the module docstring); they need ``H·W ≥ 576``
+  (e.g. 24×24; 23×23 is refused): the narrowest crop must be at least ``2·n_hi``
+  wide (``⌊√(⌊H·W·a_lo⌋/s_hi)⌋ ≥ 2·n_hi``, the reference's own check), 12 pixels
+  for ``n_holes=(2, 6)``, ``cut_area_ratio=(0.5, 1)``, ``cut_aspect_ratio=(0.5, 2)``.
+  On 8×8 images ``n_holes`` must be at most 2.
 
   Args:
     key: a PRNG key.
     images: ``[B, H, W, C]`` or ``[B, H, W]``, float or integer.
     labels: int class ids ``[B]`` (with ``num_classes``) or rows ``[B, K]``.
-    alpha: ``α > 0`` of ``Beta(α, α)``; 1 (OpenMixup).
+    alpha: ``α > 0`` of ``Beta(α, α)``; 1 (OpenMixup). May be traced (it then draws
+      what the same value known at trace time draws).
     n_holes: holes across the crop, an int or a pair ``(lo, hi)``; ``(2, 6)``.
     hole_aspect_ratio: patch height / width, a number or a range; 1.
     cut_area_ratio: crop area / image area, in ``(0, 1]``; ``(0.5, 1)``.
@@ -326,7 +326,7 @@ class GridMix(Mixer):
   they fit the image is checked when it draws.
 
   Attributes:
-    alpha: ``α > 0`` of ``Beta(α, α)``; 1.
+    alpha: ``α > 0`` of ``Beta(α, α)``; 1. May be traced.
     n_holes: ``(2, 6)``.
     hole_aspect_ratio: ``(1, 1)``.
     cut_area_ratio: ``(0.5, 1)``.
@@ -339,6 +339,7 @@ class GridMix(Mixer):
   cut_aspect_ratio: tuple[float, float] = PAPER_CUT_ASPECT_RATIO
 
   spatial = True
+  traceable = ("alpha",)
 
   def validate(self):
     _validation.check_alpha(self.alpha)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -48,8 +49,10 @@ def soft_labels(
     raise ValueError(
         f"labels must have the batch size of images ({batch_size}), got "
         f"{labels.shape[0]} (labels shape {tuple(labels.shape)}).")
+  if isinstance(num_classes, np.integer):  # A numpy int works as a Python one.
+    num_classes = int(num_classes)
   if num_classes is not None and (
-      not isinstance(num_classes, int) or num_classes < 1):
+      not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1):
     raise ValueError(f"num_classes must be a positive int, got {num_classes!r}.")
   if not 0.0 <= float(label_smoothing) < 1.0:
     raise ValueError(

@@ -29,12 +29,20 @@ plus one line in :mod:`mixjax.registry`. For example a mask method::
 :func:`mask_params` (a mask) and :func:`box_params` (a box pasted in place) build
 the :class:`~mixjax.MixParams` with exact label weights; a mixer that needs the
 pixels to draw (SaliencyMix) sets ``uses_images = True`` and gets ``images=``.
+Given partners (``sample(..., partners=)``, as :class:`~mixjax.Choice` shares one
+draw among its mixers) replace the drawn ones (:meth:`Mixer.draw_with_partners`);
+a method whose other draws depend on the partners overrides that method.
+
+Hyper-parameters may be given as Python or NumPy numbers, 0-d arrays, lists or
+tuples: the mixer keeps them as Python numbers and tuples, so it stays hashable.
+They are static (they fix the program and are checked when the mixer is built),
+except those a class lists in ``traceable`` (the Beta ``alpha``), which may be
+traced values, e.g. ``Mixup(alpha=schedule(step))`` inside a jitted step.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -125,6 +133,10 @@ class Mixer:
     uses_images: class attribute: the draw looks at the pixels (SaliencyMix's
       boxes follow the partner's saliency), so :meth:`sample` needs ``images``
       and passes them to :meth:`draw` as the keyword ``images``.
+    traceable: class attribute: the fields that may hold traced values (e.g.
+      ``("alpha",)``); every other field must be known at trace time. A mixer
+      holding a traced value is not hashable, so :meth:`__call__` then runs
+      inside the caller's trace instead of as a jitted program of its own.
   """
   num_classes: int | None = None
   mode: str = "batch"
@@ -134,8 +146,14 @@ class Mixer:
 
   spatial: ClassVar[bool] = False
   uses_images: ClassVar[bool] = False
+  traceable: ClassVar[tuple[str, ...]] = ()
 
   def __post_init__(self):
+    for field in dataclasses.fields(self):
+      value = _validation.static_value(getattr(self, field.name), arrays=False)
+      if field.name not in self.traceable:
+        _validation.check_static(value, f"{type(self).__name__}.{field.name}", self.traceable)
+      object.__setattr__(self, field.name, value)
     _validation.check_mode(self.mode)
     _validation.check_pairing(self.pairing)
     _validation.check_probability(self.prob, "prob")
@@ -158,21 +176,67 @@ class Mixer:
     """
     raise NotImplementedError(f"{type(self).__name__} does not implement draw().")
 
-  def _draw(self, key, batch_size, image_shape, images):
-    if not self.uses_images:
-      return self.draw(key, batch_size, image_shape)
-    if images is None:
+  @property
+  def num_partners(self) -> int:
+    """Partners per example (n-way Mixup: ``n − 1``), the columns of ``partners`` it reads."""
+    return 1
+
+  def draw_with_partners(self, key: chex.PRNGKey, batch_size: int,
+                         image_shape: tuple[int, ...], partners: chex.Array,
+                         **images) -> MixParams:
+    """:meth:`draw` with the partners given (a :class:`~mixjax.Choice` shares one draw).
+
+    The default draws with :meth:`draw` and puts ``partners`` in place of the
+    partners it drew (:func:`with_partners`): right for every mixer whose other
+    draws do not look at the partners. A mixer whose draw does (SaliencyMix
+    centres its box on the partner's salient peak) overrides this; one without
+    partners (:class:`Identity`) ignores them.
+
+    Args:
+      key: a PRNG key.
+      batch_size: ``B``.
+      image_shape: as for :meth:`draw`.
+      partners: int32 ``[B, k]``, ``k ≥`` :attr:`num_partners`, drawn with this
+        mixer's ``pairing`` (:func:`~mixjax.sample_partner_sets`).
+      **images: ``images=`` for a mixer with ``uses_images``.
+    """
+    return with_partners(self.draw(key, batch_size, image_shape, **images), partners)
+
+  def _draw(self, key, batch_size, image_shape, images, partners=None):
+    kwargs = {}
+    if self.uses_images:
+      if images is None:
+        raise ValueError(
+            f"{type(self).__name__} draws its mix from the pixels: pass images= to sample().")
+      if tuple(images.shape) != (batch_size, *image_shape):
+        raise ValueError(
+            f"images must be [B, *image_shape] = {(batch_size, *image_shape)}, got "
+            f"{tuple(images.shape)}.")
+      kwargs["images"] = images
+    if partners is None:
+      return self.draw(key, batch_size, image_shape, **kwargs)
+    return self.draw_with_partners(key, batch_size, image_shape, partners, **kwargs)
+
+  def _check_partners(self, partners, batch_size: int):
+    """``partners`` as int32 ``[B, k]`` with ``k ≥ num_partners``, or None."""
+    if partners is None:
+      return None
+    partners = jnp.asarray(partners)
+    if partners.ndim == 1:
+      partners = partners[:, None]
+    if (partners.ndim != 2 or partners.shape[0] != batch_size
+        or partners.shape[1] < self.num_partners
+        or not jnp.issubdtype(partners.dtype, jnp.integer)):
       raise ValueError(
-          f"{type(self).__name__} draws its mix from the pixels: pass images= to sample().")
-    if tuple(images.shape) != (batch_size, *image_shape):
-      raise ValueError(
-          f"images must be [B, *image_shape] = {(batch_size, *image_shape)}, got "
-          f"{tuple(images.shape)}.")
-    return self.draw(key, batch_size, image_shape, images=images)
+          f"partners must be int [B, k] with B = {batch_size} and k >= {self.num_partners} "
+          f"(the partners {type(self).__name__} reads), got {partners.dtype} "
+          f"{tuple(partners.shape)}.")
+    return partners.astype(jnp.int32)
 
   def sample(self, key: chex.PRNGKey, batch_size: int,
              image_shape: Sequence[int] = (), *,
-             images: chex.Array | None = None) -> MixParams:
+             images: chex.Array | None = None,
+             partners: chex.Array | None = None) -> MixParams:
     """Draws a mix: :meth:`draw`, kept with probability ``prob``.
 
     With ``prob < 1`` the key is split into ``(key_apply, key_draw)``; an
@@ -185,12 +249,19 @@ class Mixer:
       image_shape: ``images.shape[1:]`` (``(H, W)`` is enough for most mixers).
       images: the batch, for mixers that draw from the pixels (``uses_images``);
         ignored by the others.
+      partners: optional int ``[B, k]`` partners drawn by the caller with this
+        mixer's ``pairing`` (:func:`~mixjax.sample_partner_sets`; ``[B]`` for
+        one): the mix pairs example ``i`` with ``partners[i, 0]`` (n-way Mixup
+        also with ``partners[i, 1:n − 1]``) instead of drawing its own
+        (:meth:`draw_with_partners`). :class:`~mixjax.Choice` passes one draw
+        to all its mixers.
     """
     image_shape = tuple(int(d) for d in image_shape)
+    partners = self._check_partners(partners, batch_size)
     if self.prob == 1.0:
-      return self._draw(key, batch_size, image_shape, images)
+      return self._draw(key, batch_size, image_shape, images, partners)
     key_apply, key_draw = jax.random.split(key)
-    params = self._draw(key_draw, batch_size, image_shape, images)
+    params = self._draw(key_draw, batch_size, image_shape, images, partners)
     num = 1 if self.mode == "batch" else batch_size
     apply = jax.random.uniform(key_apply, (num,)) < self.prob
     return gate_params(params, jnp.broadcast_to(apply, (batch_size,)))
@@ -200,19 +271,38 @@ class Mixer:
     """Mixes a batch: ``(x̃, ỹ)``, float32 soft labels ``[B, K]``.
 
     ``layout`` is that of :func:`~mixjax.mix_images` (``"NHWC"`` to trust a batch
-    that looks channels-first).
+    that looks channels-first). A mixer holding a traced hyper-parameter (see
+    ``traceable``) mixes inside the caller's trace; any other is a jitted program.
     """
+    if _validation.has_tracer(self):
+      return _mix_batch(self, key, images, labels, layout)
     return _mix(self, key, images, labels, layout)
 
 
-@functools.partial(jax.jit, static_argnames=("mixer", "layout"))
-def _mix(mixer: Mixer, key, images, labels, layout):
+def with_partners(params: MixParams, partners: chex.Array | None) -> MixParams:
+  """``params`` with the partners ``partners`` (int ``[B, k]``) in place of its own.
+
+  ``perm = partners[:, 0]`` and, for n-way mixes, ``more_perms`` the next
+  columns; every other field is kept. ``None`` returns ``params``.
+  """
+  if partners is None:
+    return params
+  more = params.more_perms
+  if more is not None:
+    more = partners[:, 1:1 + more.shape[1]].astype(jnp.int32)
+  return params.replace(perm=partners[:, 0].astype(jnp.int32), more_perms=more)
+
+
+def _mix_batch(mixer: Mixer, key, images, labels, layout):
   batch = _validation.check_batch(images)
   if mixer.spatial:
     _validation.check_spatial(images, layout)
   params = mixer.sample(key, batch, images.shape[1:], images=images)
   return apply_mix(params, images, labels, mixer.num_classes, mixer.label_smoothing,
                    layout=layout)
+
+
+_mix = jax.jit(_mix_batch, static_argnames=("mixer", "layout"))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -222,3 +312,7 @@ class Identity(Mixer):
   def draw(self, key, batch_size, image_shape):
     del key, image_shape
     return identity_params(batch_size)
+
+  def draw_with_partners(self, key, batch_size, image_shape, partners):
+    del partners  # Every example stays its own partner.
+    return self.draw(key, batch_size, image_shape)

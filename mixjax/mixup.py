@@ -10,13 +10,12 @@ with ``k − 1`` partners: ``w ~ Dirichlet(α·1_k)``, ``x̃_i = Σ_j w_j·x_{p_
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import chex
 import jax
 
 from mixjax import _validation
-from mixjax.mixer import Mixer
+from mixjax.mixer import Mixer, with_partners
 from mixjax.params import MixParams, apply_mix
 from mixjax.sampling import (
     sample_dirichlet,
@@ -48,7 +47,7 @@ def sample_mixup(
   Args:
     key: a PRNG key.
     batch_size: ``B``.
-    alpha: ``α > 0``.
+    alpha: ``α > 0``; may be traced (see :func:`~mixjax.symmetric_beta`).
     mode: ``"batch"`` (one ``λ``, as in the paper) or ``"elem"`` (one per example).
     pairing: ``"permute"``, ``"flip"`` or ``"roll"`` (see :func:`sample_partners`);
       ``"flip"`` only for ``n = 2``.
@@ -57,6 +56,7 @@ def sample_mixup(
   Returns:
     :class:`MixParams` with ``lam == label_weight`` and no boxes.
   """
+  n = _validation.static_value(n)
   if n == 2:
     key_lam, key_perm = jax.random.split(key)
     lam = sample_lambda(key_lam, batch_size, alpha, mode)
@@ -71,9 +71,8 @@ def sample_mixup(
                    more_perms=partners[:, 1:], more_weights=weights[:, 2:], pairing=pairing)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("alpha", "num_classes", "mode", "pairing", "label_smoothing", "n"))
+@_validation.jit_with_hyperparameters(
+    ("alpha", "num_classes", "mode", "pairing", "label_smoothing", "n"), traceable=("alpha",))
 def mixup(
     key: chex.PRNGKey,
     images: chex.Array,
@@ -98,7 +97,9 @@ def mixup(
     images: ``[B, ...]`` float (kept) or integer (returned as float32, so uint8
       never wraps or rounds).
     labels: int class ids ``[B]`` (with ``num_classes``) or rows ``[B, K]``.
-    alpha: ``α > 0``; the paper uses 0.2–0.4 on ImageNet and 1.0 on CIFAR.
+    alpha: ``α > 0``; the paper uses 0.2–0.4 on ImageNet and 1.0 on CIFAR. May be
+      traced (e.g. scheduled inside a jitted step): it then draws what the same
+      value known at trace time draws, and is checked only when concrete.
     num_classes: ``K``.
     mode: ``"batch"`` or ``"elem"``.
     pairing: ``"permute"`` (default), ``"flip"`` or ``"roll"``.
@@ -109,9 +110,12 @@ def mixup(
   Returns:
     ``(x̃, ỹ)``: mixed images and float32 soft labels ``[B, K]``.
 
+  The other hyper-parameters are static (NumPy numbers and lists are accepted).
+
   Raises:
     ValueError: at trace time for ``α ≤ 0``, unknown ``mode``/``pairing``, a
-      batch mismatch or labels that do not fit ``num_classes``.
+      batch mismatch, labels that do not fit ``num_classes`` or a traced value
+      for a hyper-parameter other than ``alpha``.
   """
   batch = _validation.check_batch(images)
   params = sample_mixup(key, batch, alpha=alpha, mode=mode, pairing=pairing, n=n)
@@ -129,11 +133,17 @@ class Mixup(Mixer):
 
   Attributes:
     alpha: ``α > 0`` of ``Beta(α, α)`` (``Dirichlet(α·1_n)``); 1.0 on CIFAR in
-      the paper, 0.2–0.4 on ImageNet.
+      the paper, 0.2–0.4 on ImageNet. May be traced (``traceable``).
     n: examples per mix (``n ≥ 3``: n-way Mixup).
   """
   alpha: float = 1.0
   n: int = 2
+
+  traceable = ("alpha",)
+
+  @property
+  def num_partners(self) -> int:
+    return self.n - 1
 
   def validate(self):
     _validation.check_alpha(self.alpha)
@@ -148,10 +158,11 @@ class Mixup(Mixer):
     return sample_mixup(key, batch_size, alpha=self.alpha, mode=self.mode,
                         pairing=self.pairing, n=self.n)
 
-  def sample(self, key, batch_size, image_shape=(), *, images=None):
+  def sample(self, key, batch_size, image_shape=(), *, images=None, partners=None):
     if self.prob < 1.0 and self.n == 2:
       from mixjax.policy import MixConfig, sample_mix  # policy builds on this module.
-      return sample_mix(key, batch_size, None, MixConfig(
+      params = sample_mix(key, batch_size, None, MixConfig(
           mixup_alpha=self.alpha, cutmix_alpha=0.0, prob=self.prob, mode=self.mode,
           pairing=self.pairing))
-    return super().sample(key, batch_size, image_shape, images=images)
+      return with_partners(params, self._check_partners(partners, batch_size))
+    return super().sample(key, batch_size, image_shape, images=images, partners=partners)

@@ -183,7 +183,7 @@ def _explicit_batch_sharding(x: chex.Array):
     return None
   names = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
   explicit = jax.sharding.AxisType.Explicit
-  types = dict(zip(sharding.mesh.axis_names, sharding.mesh.axis_types))
+  types = dict(zip(sharding.mesh.axis_names, sharding.mesh.axis_types, strict=True))
   return sharding if any(types.get(n) == explicit for n in names) else None
 
 

@@ -8,7 +8,6 @@ probability ``switch_prob`` and Mixup otherwise.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import chex
 import jax
@@ -16,7 +15,7 @@ import jax.numpy as jnp
 
 from mixjax import _validation
 from mixjax.cutmix import sample_cutmix_boxes
-from mixjax.mixer import Mixer, spatial_size
+from mixjax.mixer import Mixer, spatial_size, with_partners
 from mixjax.params import MixParams, apply_mix
 from mixjax.sampling import sample_lambda, sample_partners
 
@@ -39,6 +38,13 @@ class MixConfig:
   CutMix boxes follow timm's (and CutMix-PyTorch's) ``rand_bbox`` by default,
   with timm's ``correct_lam`` always on: the label weight is the exact kept
   fraction after clipping.
+
+  Fields may be Python or NumPy numbers (kept as Python numbers) and ``cutmix_minmax``
+  any pair (kept as a tuple), so the config stays hashable. ``mixup_alpha`` and
+  ``cutmix_alpha`` may also be traced values (e.g. scheduled inside a jitted
+  step): a traced ``α`` enables its method (0 disables one only when known at
+  trace time) and is checked only when concrete; :func:`mix` then runs inside
+  the caller's trace. The other fields are static.
 
   Attributes:
     mixup_alpha: ``α`` of Mixup's ``Beta(α, α)``; 0 disables Mixup.
@@ -69,13 +75,23 @@ class MixConfig:
   box_rule: str = "reference"
 
   def __post_init__(self):
-    for name in ("mixup_alpha", "cutmix_alpha"):
+    for field in dataclasses.fields(self):
+      value = _validation.static_value(getattr(self, field.name), arrays=False)
+      if field.name not in _TRACEABLE:
+        _validation.check_static(value, f"MixConfig.{field.name}", _TRACEABLE)
+      object.__setattr__(self, field.name, value)
+    for name in _TRACEABLE:
       value = getattr(self, name)
-      if not isinstance(value, (int, float)) or value < 0:
+      if _validation.is_traced(value):
+        if jnp.ndim(value) != 0:
+          raise ValueError(f"{name} must be a scalar, got a traced value of shape "
+                           f"{jnp.shape(value)}.")
+        continue
+      if (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0
+          or value != value):
         raise ValueError(f"{name} must be >= 0 (0 disables it), got {value!r}.")
-    if self.cutmix_minmax is not None:
-      object.__setattr__(self, "cutmix_minmax",
-                         _validation.check_minmax(self.cutmix_minmax))
+    object.__setattr__(self, "cutmix_minmax",
+                       _validation.check_minmax(self.cutmix_minmax, "cutmix_minmax"))
     if not (self.mixup_enabled or self.cutmix_enabled):
       raise ValueError(
           "MixConfig enables no method: set mixup_alpha > 0, cutmix_alpha > 0 "
@@ -91,11 +107,15 @@ class MixConfig:
 
   @property
   def mixup_enabled(self) -> bool:
-    return self.mixup_alpha > 0
+    return _validation.is_traced(self.mixup_alpha) or self.mixup_alpha > 0
 
   @property
   def cutmix_enabled(self) -> bool:
-    return self.cutmix_alpha > 0 or self.cutmix_minmax is not None
+    return (_validation.is_traced(self.cutmix_alpha) or self.cutmix_alpha > 0
+            or self.cutmix_minmax is not None)
+
+
+_TRACEABLE = ("mixup_alpha", "cutmix_alpha")
 
 
 def sample_mix(
@@ -139,8 +159,11 @@ def sample_mix(
   if config.cutmix_enabled:
     if image_size is None:
       raise ValueError("CutMix is enabled, so image_size (H, W) is required.")
+    # α = 0 with cutmix_minmax: the boxes come from minmax, α is unused.
+    cut_alpha = (config.cutmix_alpha if _validation.is_traced(config.cutmix_alpha)
+                 or config.cutmix_alpha > 0 else 1.0)
     boxes, cut_weight = sample_cutmix_boxes(
-        key_cutmix, num, image_size, alpha=config.cutmix_alpha or 1.0,
+        key_cutmix, num, image_size, alpha=cut_alpha,
         mode="elem", minmax=config.cutmix_minmax, box_rule=config.box_rule)
     boxes = jnp.where(do_cutmix[:, None], boxes, 0)
     weight = jnp.where(do_cutmix, cut_weight, weight)
@@ -151,7 +174,6 @@ def sample_mix(
                    boxes=boxes, pairing=config.pairing)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "layout"))
 def mix(
     key: chex.PRNGKey,
     images: chex.Array,
@@ -161,6 +183,9 @@ def mix(
     layout: str | None = None,
 ) -> tuple[chex.Array, chex.Array]:
   """Mixes a batch with the combined Mixup/CutMix policy.
+
+  A jitted program (``config`` and ``layout`` static), or, for a config holding a
+  traced ``α``, part of the caller's trace.
 
   Args:
     key: a PRNG key.
@@ -179,12 +204,21 @@ def mix(
   """
   if not isinstance(config, MixConfig):
     raise ValueError(f"config must be a MixConfig, got {type(config).__name__}.")
+  if _validation.has_tracer(config):
+    return _mix_policy(key, images, labels, config, layout)
+  return _mix_policy_jit(key, images, labels, config, layout)
+
+
+def _mix_policy(key, images, labels, config, layout):
   batch = _validation.check_batch(images)
   image_size = (_validation.check_spatial(images, layout)
                 if config.cutmix_enabled else None)
   params = sample_mix(key, batch, image_size, config)
   return apply_mix(params, images, labels, config.num_classes,
                    config.label_smoothing, layout=layout)
+
+
+_mix_policy_jit = jax.jit(_mix_policy, static_argnames=("config", "layout"))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -199,7 +233,7 @@ class Policy(Mixer):
   Attributes:
     mixup_alpha, cutmix_alpha, cutmix_minmax, switch_prob, box_rule: as in
       :class:`MixConfig` (``prob``, ``mode``, ``pairing``, ``label_smoothing``
-      and ``num_classes`` are the base fields).
+      and ``num_classes`` are the base fields); the two ``α`` may be traced.
   """
   mixup_alpha: float = 1.0
   cutmix_alpha: float = 0.0
@@ -207,12 +241,15 @@ class Policy(Mixer):
   switch_prob: float = 0.5
   box_rule: str = "reference"
 
+  traceable = _TRACEABLE
+
   @property
   def spatial(self) -> bool:
     return self.config().cutmix_enabled
 
   def validate(self):
-    object.__setattr__(self, "cutmix_minmax", _validation.check_minmax(self.cutmix_minmax))
+    object.__setattr__(self, "cutmix_minmax",
+                       _validation.check_minmax(self.cutmix_minmax, "cutmix_minmax"))
     self.config()
 
   def config(self) -> MixConfig:
@@ -223,10 +260,11 @@ class Policy(Mixer):
         mode=self.mode, label_smoothing=self.label_smoothing, num_classes=self.num_classes,
         pairing=self.pairing, box_rule=self.box_rule)
 
-  def sample(self, key, batch_size, image_shape=(), *, images=None):
+  def sample(self, key, batch_size, image_shape=(), *, images=None, partners=None):
     config = self.config()
     image_size = spatial_size(image_shape) if config.cutmix_enabled else None
-    return sample_mix(key, batch_size, image_size, config)
+    return with_partners(sample_mix(key, batch_size, image_size, config),
+                         self._check_partners(partners, batch_size))
 
   def draw(self, key, batch_size, image_shape):
     return self.sample(key, batch_size, image_shape)

@@ -21,7 +21,7 @@ label weight at line 108.
 from __future__ import annotations
 
 import dataclasses
-import functools
+import numbers
 from collections.abc import Sequence
 
 import chex
@@ -38,7 +38,9 @@ PAPER_SCOPE = (0.1, 0.8)
 
 
 def _check_scope(scope: Sequence[float]) -> tuple[float, float]:
-  if len(scope) != 2:
+  scope = _validation.static_value(scope)
+  if (not isinstance(scope, tuple) or len(scope) != 2
+      or not all(isinstance(v, numbers.Real) for v in scope)):
     raise ValueError(f"scope must be a pair (min, max) of box side ratios, got {scope!r}.")
   lo, hi = float(scope[0]), float(scope[1])
   if not 0.0 <= lo <= hi <= 1.0:
@@ -136,10 +138,9 @@ def sample_resizemix(
   return jax.lax.optimization_barrier(params)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("scope", "num_classes", "mode", "pairing", "label_smoothing", "layout",
-                     "tau_alpha"))
+@_validation.jit_with_hyperparameters(
+    ("scope", "num_classes", "mode", "pairing", "label_smoothing", "layout", "tau_alpha"),
+    traceable=("tau_alpha",))
 def resizemix(
     key: chex.PRNGKey,
     images: chex.Array,
@@ -174,7 +175,8 @@ def resizemix(
     label_smoothing: ``ε`` applied to the labels before mixing.
     layout: as in :func:`~mixjax.cutmix`.
     tau_alpha: ``None`` (the paper's ``τ ~ U(scope)``) or ``α`` for OpenMixup's
-      ``use_alpha`` rule (see :func:`sample_resizemix_boxes`).
+      ``use_alpha`` rule (see :func:`sample_resizemix_boxes`); may be traced (it
+      then draws what the same value known at trace time draws).
 
   Returns:
     ``(x̃, ỹ)``: mixed images (input dtype) and float32 soft labels ``[B, K]``.
@@ -197,12 +199,14 @@ class ResizeMix(Mixer):
 
   Attributes:
     scope: ``(min, max)`` of the box side ratio ``τ``; the paper's ``(0.1, 0.8)``.
-    tau_alpha: ``None`` (the paper's uniform ``τ``) or ``α`` (OpenMixup's ``use_alpha``).
+    tau_alpha: ``None`` (the paper's uniform ``τ``) or ``α`` (OpenMixup's ``use_alpha``);
+      may be traced.
   """
   scope: tuple[float, float] = PAPER_SCOPE
   tau_alpha: float | None = None
 
   spatial = True
+  traceable = ("tau_alpha",)
 
   def validate(self):
     object.__setattr__(self, "scope", _check_scope(self.scope))

@@ -56,7 +56,6 @@ images to uint8 (``INTER_LINEAR_EXACT``'s fixed point); here they stay float.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import chex
 import jax
@@ -255,6 +254,7 @@ def sample_saliencymix_boxes(
     mode: str = "batch",
     pairing: str = "permute",
     saliency: str = "spectral_residual",
+    perm: chex.Array | None = None,
 ) -> tuple[chex.Array, chex.Array, chex.Array]:
   """Draws SaliencyMix partners, boxes on the partners' salient peaks, and ``λ``.
 
@@ -276,6 +276,9 @@ def sample_saliencymix_boxes(
     saliency: the detector, one of :data:`SALIENCY_DETECTORS`: ``"spectral_residual"``
       (:func:`saliency_maps`, the default) or ``"fine_grained"``
       (:func:`fine_grained_saliency_maps`, the one the reference code runs).
+    perm: optional int ``[B]`` partners drawn by the caller (with ``pairing``; a
+      :class:`~mixjax.Choice` shares one draw among its mixers); ``None`` draws
+      them. The key is split the same way either way.
 
   Returns:
     ``(perm, boxes, lam)``: int32 ``[B]`` partners, int32 ``[B, 4]`` boxes
@@ -294,7 +297,12 @@ def sample_saliencymix_boxes(
   batch = _validation.check_batch(images)
   height, width = _validation.check_spatial(images)
   key_lam, key_perm = jax.random.split(key)
-  perm = sample_partners(key_perm, batch, pairing)
+  if perm is None:
+    perm = sample_partners(key_perm, batch, pairing)
+  elif perm.shape != (batch,) or not jnp.issubdtype(perm.dtype, jnp.integer):
+    raise ValueError(f"perm must be int [B] with B = {batch}, got {perm.dtype} "
+                     f"{tuple(perm.shape)}.")
+  perm = perm.astype(jnp.int32)
   if mode == "batch":
     lam = sample_lambda(key_lam, 1, alpha, "elem")
     rows, cols = saliency_peaks(detector_maps(images[perm[:1]], saliency))
@@ -317,6 +325,7 @@ def sample_saliencymix(
     mode: str = "batch",
     pairing: str = "permute",
     saliency: str = "spectral_residual",
+    perm: chex.Array | None = None,
 ) -> MixParams:
   """Draws a SaliencyMix from the batch: :func:`sample_saliencymix_boxes` as a mix.
 
@@ -329,14 +338,13 @@ def sample_saliencymix(
     as CutMix) and ``label_weight = 1 − area/(H·W)`` (:func:`~mixjax.box_params`).
   """
   perm, boxes, _ = sample_saliencymix_boxes(key, images, alpha=alpha, mode=mode,
-                                            pairing=pairing, saliency=saliency)
+                                            pairing=pairing, saliency=saliency, perm=perm)
   return box_params(perm, boxes, (images.shape[1], images.shape[2]), pairing=pairing)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("alpha", "num_classes", "mode", "pairing", "label_smoothing", "layout",
-                     "saliency"))
+@_validation.jit_with_hyperparameters(
+    ("alpha", "num_classes", "mode", "pairing", "label_smoothing", "layout", "saliency"),
+    traceable=("alpha",))
 def saliencymix(
     key: chex.PRNGKey,
     images: chex.Array,
@@ -370,7 +378,8 @@ def saliencymix(
     images: ``[B, H, W, C]`` with ``C ∈ {1, 3}`` (RGB) or ``[B, H, W]``, float or
       integer.
     labels: int class ids ``[B]`` (with ``num_classes``) or rows ``[B, K]``.
-    alpha: ``α > 0``; 1 (the reference's ``--beta 1``).
+    alpha: ``α > 0``; 1 (the reference's ``--beta 1``). May be traced (it then
+      draws what the same value known at trace time draws).
     num_classes: ``K``.
     mode: ``"batch"`` or ``"elem"``.
     pairing: ``"permute"`` (default), ``"flip"`` or ``"roll"``.
@@ -402,7 +411,7 @@ class SaliencyMix(Mixer):
   Draws :func:`sample_saliencymix` from the batch it gets (``uses_images``).
 
   Attributes:
-    alpha: ``α > 0`` of ``Beta(α, α)``; 1 in the reference.
+    alpha: ``α > 0`` of ``Beta(α, α)``; 1 in the reference. May be traced.
     saliency: one of :data:`SALIENCY_DETECTORS`; ``"spectral_residual"`` by default,
       ``"fine_grained"`` for the reference code's detector.
   """
@@ -411,6 +420,7 @@ class SaliencyMix(Mixer):
 
   spatial = True
   uses_images = True
+  traceable = ("alpha",)
 
   def validate(self):
     _validation.check_alpha(self.alpha)
@@ -420,3 +430,10 @@ class SaliencyMix(Mixer):
     del batch_size, image_shape  # Checked against images by Mixer.sample.
     return sample_saliencymix(key, images, alpha=self.alpha, mode=self.mode,
                               pairing=self.pairing, saliency=self.saliency)
+
+  def draw_with_partners(self, key, batch_size, image_shape, partners, *, images):
+    # The boxes follow the partners' saliency: centred on the given partners' peaks.
+    del batch_size, image_shape
+    return sample_saliencymix(key, images, alpha=self.alpha, mode=self.mode,
+                              pairing=self.pairing, saliency=self.saliency,
+                              perm=partners[:, 0])

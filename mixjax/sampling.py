@@ -8,6 +8,7 @@ import math
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mixjax import _validation
 
@@ -22,7 +23,7 @@ def _open_uniform(key: chex.PRNGKey, shape) -> chex.Array:
   return 1.0 - jax.random.uniform(key, shape, jnp.float32)
 
 
-def _beta_ulrich(key: chex.PRNGKey, alpha: float, shape) -> chex.Array:
+def _beta_ulrich(key: chex.PRNGKey, alpha, shape) -> chex.Array:
   """``Beta(α, α)`` for ``α ≥ ½`` without rejection (Ulrich, 1984).
 
   A point of the unit disc with density ``∝ (1 − ρ²)^(α − 3/2)`` has first
@@ -32,13 +33,25 @@ def _beta_ulrich(key: chex.PRNGKey, alpha: float, shape) -> chex.Array:
   independent sign, the distance to the nearer end,
   ``d = (1 − ρ·cos φ)/2 = (q/(1 + ρ) + 2ρ·sin²(φ/2))/2`` with ``q = 1 − ρ²``,
   is computed without cancellation, so ``λ`` near 0 keeps its relative precision.
+
+  ``alpha`` is a float32 scalar: a NumPy ``float32`` (known at trace time) or a
+  traced array. ``1/(α − ½)`` is computed in float32 either way and multiplies
+  (XLA turns a division by a constant into that product), so both draw the same.
   """
   key_radius, key_angle = jax.random.split(key)
-  if alpha == 0.5:  # ρ = 1: the arcsine law.
+  half = alpha - np.float32(0.5)
+  if not _validation.is_traced(alpha) and half == 0:  # ρ = 1: the arcsine law.
     q, rho = jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32)
   else:
-    log_q = jnp.log(_open_uniform(key_radius, shape)) / (alpha - 0.5)
-    q, rho = jnp.exp(log_q), jnp.sqrt(-jnp.expm1(log_q))
+    log_u = jnp.log(_open_uniform(key_radius, shape))
+    if _validation.is_traced(alpha):
+      arcsine = half == 0
+      log_q = log_u * (jnp.float32(1) / jnp.where(arcsine, jnp.float32(1), half))
+      q = jnp.where(arcsine, jnp.float32(0), jnp.exp(log_q))
+      rho = jnp.where(arcsine, jnp.float32(1), jnp.sqrt(-jnp.expm1(log_q)))
+    else:
+      log_q = log_u * (np.float32(1) / half)
+      q, rho = jnp.exp(log_q), jnp.sqrt(-jnp.expm1(log_q))
   v = jax.random.uniform(key_angle, shape, jnp.float32)
   upper = v >= 0.5
   half_phi = (jnp.pi / 4) * (2 * v - upper)  # 2v mod 1 is exact in float32.
@@ -46,15 +59,56 @@ def _beta_ulrich(key: chex.PRNGKey, alpha: float, shape) -> chex.Array:
   return jnp.where(upper, 1 - d, d)
 
 
-def _johnk_candidates(key: chex.PRNGKey, alpha: float, shape, tries: int):
-  """``tries`` Jöhnk candidates per value: the first accepted ``z``, and whether any was."""
+def _johnk_candidates(key: chex.PRNGKey, inv_alpha, shape, tries: int, limit=None):
+  """``tries`` Jöhnk candidates per value: the first accepted ``z``, and whether any was.
+
+  ``inv_alpha``: ``1/α`` in float32 (a NumPy ``float32``, or traced).
+
+  ``limit`` (a traced int, ``≤ tries``): only the first ``limit`` candidates count.
+  The candidates of ``tries`` rows begin with those of fewer rows (JAX's default,
+  partitionable, threefry draws each value from its own index), so a traced ``α``
+  with ``limit`` candidates counting sees exactly those of a static ``α``.
+  """
   key_x, key_y = jax.random.split(key)
-  log_x = jnp.log(_open_uniform(key_x, (tries, *shape))) / alpha
-  log_y = jnp.log(_open_uniform(key_y, (tries, *shape))) / alpha
+  log_x = jnp.log(_open_uniform(key_x, (tries, *shape))) * inv_alpha
+  log_y = jnp.log(_open_uniform(key_y, (tries, *shape))) * inv_alpha
   accepted = jnp.logaddexp(log_x, log_y) <= 0
+  if limit is not None:
+    row = jnp.arange(tries, dtype=jnp.int32).reshape((tries,) + (1,) * len(shape))
+    accepted = accepted & (row < limit)
   first = jnp.argmax(accepted, axis=0)[None]
   return (jnp.take_along_axis(log_x - log_y, first, axis=0)[0],
           accepted.any(axis=0))
+
+
+def _johnk_tries(accept: float, count: int) -> int:
+  """Candidates per value: the least ``K`` with ``count·(1 − accept)^K ≤ _JOHNK_MISS``."""
+  if accept >= 1:
+    return 1
+  return max(1, math.ceil(math.log(_JOHNK_MISS / count) / math.log1p(-accept)))
+
+
+def _johnk(key: chex.PRNGKey, inv_alpha, shape, tries: int, limit=None) -> chex.Array:
+  """Jöhnk's rejection (see :func:`_beta_johnk`) with ``tries`` candidates per round.
+
+  ``inv_alpha`` is ``1/α`` in float32: multiplying by it is what XLA makes of a
+  division by a constant ``α``, so a traced ``α`` draws what a static one does.
+  """
+
+  def redraw(state):
+    key, z, found = state
+    key, sub = jax.random.split(key)
+    z_new, found_new = _johnk_candidates(sub, inv_alpha, shape, tries, limit)
+    return key, jnp.where(found, z, z_new), found | found_new
+
+  key, sub = jax.random.split(key)
+  z, found = _johnk_candidates(sub, inv_alpha, shape, tries, limit)
+  _, z, _ = jax.lax.while_loop(lambda state: ~state[2].all(), redraw, (key, z, found))
+  # λ = sigmoid(z); the smaller of λ and 1 − λ is computed first, so λ near 0
+  # keeps its relative precision and λ near 1 is rounded once, as float32 must.
+  ratio = jnp.exp(-jnp.abs(z))
+  small = ratio / (1 + ratio)
+  return jnp.where(z > 0, 1 - small, small)
 
 
 # Compiled once per (α, shape): called outside jit, a fresh while_loop body would
@@ -74,57 +128,66 @@ def _beta_johnk(key: chex.PRNGKey, alpha: float, shape) -> chex.Array:
   """
   count = max(1, math.prod(shape))
   accept = math.exp(2 * math.lgamma(alpha + 1) - math.lgamma(2 * alpha + 1))
-  tries = 1
-  if accept < 1:
-    tries = max(1, math.ceil(math.log(_JOHNK_MISS / count) / math.log1p(-accept)))
+  inv_alpha = np.float32(1) / np.float32(alpha)
+  return _johnk(key, inv_alpha, shape, _johnk_tries(accept, count))
 
-  def redraw(state):
-    key, z, found = state
-    key, sub = jax.random.split(key)
-    z_new, found_new = _johnk_candidates(sub, alpha, shape, tries)
-    return key, jnp.where(found, z, z_new), found | found_new
 
-  key, sub = jax.random.split(key)
-  z, found = _johnk_candidates(sub, alpha, shape, tries)
-  _, z, _ = jax.lax.while_loop(lambda state: ~state[2].all(), redraw, (key, z, found))
-  # λ = sigmoid(z); the smaller of λ and 1 − λ is computed first, so λ near 0
-  # keeps its relative precision and λ near 1 is rounded once, as float32 must.
-  ratio = jnp.exp(-jnp.abs(z))
-  small = ratio / (1 + ratio)
-  return jnp.where(z > 0, 1 - small, small)
+def _beta_johnk_traced(key: chex.PRNGKey, alpha: chex.Array, shape) -> chex.Array:
+  """:func:`_beta_johnk` for a traced ``α < ½``: the same draws.
+
+  ``K`` depends on ``α`` but fixes a shape, so the candidates of the largest ``K``
+  (``p ≥ π/4`` for ``α ≤ ½``) are drawn and only the first ``K(α)`` count, ``K(α)``
+  computed in float32 (the static ``K`` in float64 may differ at a few ``α``; the
+  draws then differ only where some value had no accepted candidate among the fewer).
+  """
+  count = max(1, math.prod(shape))
+  most = _johnk_tries(math.pi / 4, count)
+  accept = jnp.exp(2 * jax.lax.lgamma(alpha + 1) - jax.lax.lgamma(2 * alpha + 1))
+  if most == 1:
+    limit = jnp.int32(1)
+  else:
+    tries = jnp.ceil(jnp.log(jnp.float32(_JOHNK_MISS / count)) / jnp.log1p(-accept))
+    limit = jnp.clip(jnp.where(accept >= 1, 1, tries), 1, most).astype(jnp.int32)
+  return _johnk(key, jnp.float32(1) / alpha, shape, most, limit)
 
 
 def symmetric_beta(key: chex.PRNGKey, alpha, shape) -> chex.Array:
   """float32 draws of ``Beta(α, α)``: exact, and on CPU cheaper than ``jax.random.beta``.
 
   ``jax.random.beta`` draws two Gammas by rejection in ``while`` loops, which on
-  CPU cost more than the mix itself for a CIFAR batch. For a symmetric Beta and
-  ``α`` known at trace time there are exact samplers without them: Ulrich's
-  transformation for ``α ≥ ½`` (no rejection at all) and a vectorised Jöhnk
-  rejection for ``α < ½`` (a loop that normally runs zero times). On a 2-core
-  CPU they took 0.06–0.14 ms for 256 values where ``jax.random.beta`` took
-  0.20–0.39 ms; one value with ``α < ½`` costs about the same as with
-  ``jax.random.beta``. A traced ``α`` falls back to ``jax.random.beta``.
+  CPU cost more than the mix itself for a CIFAR batch. For a symmetric Beta
+  there are exact samplers without them: Ulrich's transformation for ``α ≥ ½``
+  (no rejection at all) and a vectorised Jöhnk rejection for ``α < ½`` (a loop
+  that normally runs zero times). On a 2-core CPU they took 0.06–0.14 ms for 256
+  values where ``jax.random.beta`` took 0.20–0.39 ms; one value with ``α < ½``
+  costs about the same as with ``jax.random.beta``.
+
+  ``α`` may be traced (e.g. a schedule inside a jitted step): the program then
+  takes it as an argument, chooses the sampler when it runs, and draws the same
+  values as ``α`` known at trace time (both work on ``α`` rounded to float32, with
+  JAX's default partitionable threefry); it is checked only when concrete.
 
   Args:
     key: a PRNG key.
-    alpha: ``α > 0``, a Python number or a scalar array.
+    alpha: ``α > 0``, a Python or NumPy number or a scalar array (traced or not).
     shape: the output shape.
 
   Returns:
     float32 ``shape`` in ``[0, 1]``. As with any float32 sampler, values near 1
-    round to 1.0 (within ``2^-25``; about ``2^-24`` for a traced ``α``), and on
-    XLA:CPU, which flushes subnormals, values below ``2^-126`` become 0.0; both
-    matter only for ``α`` well below 1.
+    round to 1.0 (within ``2^-25``), and on XLA:CPU, which flushes subnormals,
+    values below ``2^-126`` become 0.0; both matter only for ``α`` well below 1.
   """
   _validation.check_alpha(alpha)
   shape = tuple(shape)
   value = _validation.concrete_number(alpha)
   if value is None:
-    return jax.random.beta(key, alpha, alpha, shape, dtype=jnp.float32)
-  if value >= 0.5:
-    return _beta_ulrich(key, value, shape)
-  return _beta_johnk(key, value, shape)
+    alpha = jnp.asarray(alpha).astype(jnp.float32)
+    return jax.lax.cond(alpha >= 0.5, lambda k, a: _beta_ulrich(k, a, shape),
+                        lambda k, a: _beta_johnk_traced(k, a, shape), key, alpha)
+  alpha = np.float32(value)
+  if alpha >= 0.5:
+    return _beta_ulrich(key, alpha, shape)
+  return _beta_johnk(key, float(alpha), shape)
 
 
 def sample_lambda(
@@ -139,7 +202,8 @@ def sample_lambda(
     key: a PRNG key.
     batch_size: ``B``.
     alpha: ``α > 0``. ``α = 1`` is uniform on ``[0, 1]``; small ``α`` puts the mass
-      near 0 and 1 (weak mixing), large ``α`` near 0.5.
+      near 0 and 1 (weak mixing), large ``α`` near 0.5. May be traced
+      (:func:`symmetric_beta`).
     mode: ``"batch"`` draws one ``λ`` shared by the batch, ``"elem"`` one per example.
 
   Returns:
@@ -194,7 +258,8 @@ def sample_partner_sets(
     int32 ``[B, num]``.
   """
   _validation.check_pairing(pairing)
-  if not isinstance(num, int) or num < 1:
+  num = _validation.static_value(num)
+  if not isinstance(num, int) or isinstance(num, bool) or num < 1:
     raise ValueError(f"the number of partners must be an int >= 1, got {num!r}.")
   if num == 1:
     return sample_partners(key, batch_size, pairing)[:, None]
@@ -228,7 +293,8 @@ def sample_dirichlet(
   """
   _validation.check_alpha(alpha)
   _validation.check_mode(mode)
-  if not isinstance(n, int) or n < 2:
+  n = _validation.static_value(n)
+  if not isinstance(n, int) or isinstance(n, bool) or n < 2:
     raise ValueError(f"n (examples per mix) must be an int >= 2, got {n!r}.")
   if n == 2:
     lam = sample_lambda(key, batch_size, alpha, mode)

@@ -35,7 +35,6 @@ Where this module differs, and why:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import numbers
 
 import chex
@@ -72,9 +71,10 @@ def gaussian_masks(centre_y: chex.Array, centre_x: chex.Array, sigma: chex.Array
 
 def _check_sigma(sigma) -> tuple[float, float]:
   """``sigma`` (a number or ``(lo, hi)``) as a checked pair of floats."""
-  pair = (sigma, sigma) if isinstance(sigma, numbers.Real) else tuple(sigma)
-  if (len(pair) != 2 or not all(isinstance(v, numbers.Real) for v in pair)
-      or not 0 < pair[0] <= pair[1]):
+  sigma = _validation.static_value(sigma)
+  pair = (sigma, sigma) if isinstance(sigma, numbers.Real) else sigma
+  if (not isinstance(pair, tuple) or len(pair) != 2
+      or not all(isinstance(v, numbers.Real) for v in pair) or not 0 < pair[0] <= pair[1]):
     raise ValueError(
         f"sigma must be a positive number or a pair (lo, hi) with 0 < lo <= hi (sigma/H), "
         f"got {sigma!r}.")
@@ -155,9 +155,8 @@ def sample_smoothmix(
   return mask_params(sample_partners(key_perm, batch_size, pairing), masks, pairing=pairing)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("sigma", "num_classes", "mode", "pairing", "label_smoothing", "layout"))
+@_validation.jit_with_hyperparameters(
+    ("sigma", "num_classes", "mode", "pairing", "label_smoothing", "layout"))
 def smoothmix(
     key: chex.PRNGKey,
     images: chex.Array,

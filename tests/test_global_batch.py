@@ -56,7 +56,7 @@ def _everything(key, global_batch: int, pairing: str) -> mx.MixParams:
   return select_params(which, common_structure(*mixes))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sharded_apply(backend: str):
   """``apply_mix`` on each device's shard with ``axis_name``, under shard_map or pmap."""
   step = lambda params, x, y: mx.apply_mix(params, x, y, K, axis_name="data")
@@ -200,8 +200,9 @@ def test_every_sampler_records_its_pairing(pairing):
       continue
     mixer = mx.get_mixer(name, pairing=pairing)
     images = jnp.zeros((8, 24, 24, 3)) if mixer.uses_images else None
-    params = jax.eval_shape(lambda k: mixer.sample(k, 8, (24, 24, 3), images=images),
-                            jax.random.key(0))
+    sample = functools.partial(mixer.sample, batch_size=8, image_shape=(24, 24, 3),
+                               images=images)
+    params = jax.eval_shape(sample, jax.random.key(0))
     assert params.pairing == pairing, name
 
 

@@ -109,7 +109,7 @@ def _ops(draws) -> dict:
   return ops
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _derivatives(dtype_name: str) -> dict:
   """name -> (grad, jvp) of every op on the shared values, in one compiled program."""
   dtype = jnp.dtype(dtype_name)
@@ -123,7 +123,8 @@ def _derivatives(dtype_name: str) -> dict:
   def run(draws, x, tangent, cotangent):
     out = {}
     for name, f in _ops(draws).items():
-      loss = lambda x: jnp.sum(f(x).astype(jnp.float32).reshape(cotangent.shape) * cotangent)
+      loss = lambda x, f=f: jnp.sum(f(x).astype(jnp.float32).reshape(cotangent.shape) *
+                                    cotangent)
       _, jvp = jax.jvp(f, (x,), (tangent,))
       out[name] = (jax.grad(loss)(x), jvp, f(tangent))
     return out
@@ -178,7 +179,7 @@ def test_mixup_passes_each_pixel_its_whole_gradient(dtype):
                        eps=float(jnp.finfo(dtype).eps))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model_gradients(dtype_name: str) -> dict:
   """layer -> parameter gradients of a SmallCNN computing in ``dtype`` (float32
   parameters) under a Manifold Mixup plan at that layer; one compiled program

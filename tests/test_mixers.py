@@ -207,11 +207,12 @@ CHOICE = mx.Choice(mixers=CHOSEN, probs=(0.3, 0.3, 0.3, 0.1), mode="elem", num_c
 @jax.jit
 def _choice_and_each_mixers_mix(key, x):
   """The Choice's mix, its choices, and each mixer's own mix of the whole batch with the
-  key the Choice hands it: one program, run per seed."""
-  key_choice, *keys = jax.random.split(key, len(CHOSEN) + 1)
+  key and the shared partners the Choice hands it: one program, run per seed."""
+  key_choice, key_partners, *keys = jax.random.split(key, len(CHOSEN) + 2)
+  partners = mx.sample_partners(key_partners, B)
   return (CHOICE(key, x, LABELS), CHOICE.choose(key_choice, B),
-          [mx.apply_mix(mixer.sample(k, B, x.shape[1:]), x, LABELS, B)
-           for mixer, k in zip(CHOSEN, keys, strict=True)])
+          [mx.apply_mix(mixer.sample(k, B, x.shape[1:], partners=partners), x, LABELS, B)
+           for mixer, k in zip(CHOICE.mixers, keys, strict=True)])
 
 
 def test_choice_gives_each_example_its_chosen_mixers_mix():
@@ -350,12 +351,11 @@ def test_a_mixer_may_draw_from_the_pixels():
   from mixjax import registry, training
   mx.register_mixer("brightest_test", BrightestPartner)
   try:
-    method = training.Method.from_preset("brightest_test")
 
     @jax.jit
     def run(x):  # One program: the call, sample then apply, the Choice and the trainer's plan.
       params = mixer.sample(jax.random.key(0), B, x.shape[1:], images=x)
-      plan = training.draw_plan(jax.random.key(0), B, (H, W), method, (0,), images=x)
+      plan = training.draw_plan(jax.random.key(0), B, (H, W), mixer, images=x)
       return (mixer(jax.random.key(0), x, LABELS), params, mx.apply_mix(params, x, LABELS, B),
               choice(jax.random.key(1), x, LABELS), plan.params)
 

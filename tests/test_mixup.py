@@ -236,7 +236,7 @@ def test_lambda_is_float32_under_x64():
 
 
 def test_lambda_with_traced_alpha_is_beta_distributed():
-  # α only known at run time: jax.random.beta, same law.
+  # α only known at run time: the same exact sampler, picked at run time; same law.
   draw = jax.jit(lambda key, alpha: mixjax.sample_lambda(key, 20_000, alpha, "elem"))
   lam = np.asarray(draw(jax.random.key(6), jnp.float32(0.7)), np.float64)
   assert stats.kstest(lam, stats.beta(0.7, 0.7).cdf).pvalue > 0.01
