@@ -97,7 +97,7 @@ def test_cpu_default_is_the_measured_options():
 
 
 @applies
-@pytest.mark.parametrize("num_devices", [1, 4])
+@pytest.mark.parametrize("num_devices", [4])   # (1 device compiles the same kernels.)
 def test_options_change_the_kernels_not_the_result(num_devices):
   """Each step, from the same state, lands on the same parameters and loss with
   either set of options, to reduction order. (Whole runs are compared step by

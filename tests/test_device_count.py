@@ -88,11 +88,12 @@ def test_every_method_mixes_the_global_batch_as_one_device(mode, global_batch):
 
 
 @pytest.mark.parametrize("method,mode,pairing", [
-    ("cutmix", "elem", None), ("saliencymix", "batch", None),
-    ("manifold_mixup", "elem", "roll"), ("resizemix", "elem", "flip")])
+    ("cutmix", "elem", None), ("manifold_mixup", "elem", "roll")])
 def test_every_step_of_an_epoch_is_the_same_on_one_and_four_devices(method, mode, pairing):
   """The train step on digits over a whole epoch (89 steps of 16 examples, 4 per
-  device; ``--config.pairing`` roll and flip for two of them), BatchNorm over the
+  device; CutMix per example, the issue's worst case, and Manifold Mixup with
+  ``--config.pairing=roll``; every other method's mix is pinned bit for bit above),
+  BatchNorm over the
   global batch as the trainer builds it: from the
   one-device run's state, the 4-device step lands on the one-device step's
   parameters to reduction order at every step (``STEP_ULPS`` of each leaf).
