@@ -123,3 +123,31 @@ def test_every_step_of_an_epoch_is_the_same_on_one_and_four_devices(method, mode
     want = jax.device_get((one.params, one.batch_stats))
     got = jax.device_get((four.params, four.batch_stats))
     assert_trees_close_in_ulps(want, got, STEP_ULPS)
+
+
+def test_the_trainers_bfloat16_manifold_mixup_trains_every_layer():
+  """One train step of the trainer (bfloat16 compute, float32 parameters, 4
+  devices), Manifold Mixup always at layer 1: every parameter moves as float32's
+  step moves it. The first layer's update was weight decay alone before (its
+  gradient was 0 through the mix). Allowed: 25 % relative (L2) per leaf, as for
+  the model's gradients in test_gradients.py (bfloat16 activations, measured ≤ 8 %)."""
+  from tests.digits_training import method_step
+  updates = []
+  for dtype in (jnp.float32, jnp.bfloat16):
+    model = get_model("small_cnn", K, axis_name="data", mix_layers=(1,), dtype=dtype)
+    ds, model, state, augment = digits_setup(model)
+    parallel = training.DataParallel(
+        method_step(model, "manifold_mixup", ds, augment, dtype=dtype),
+        training.make_eval_step(model, augment, dtype=dtype),
+        devices=jax.local_devices()[:4])
+    batch = next(train_batches(ds.train_images, ds.train_labels, 32, 0, 0))
+    new, _ = parallel.train_step(parallel.put_state(jax.device_get(state)), batch,
+                                 jax.random.key(0))
+    updates.append(jax.tree.map(lambda a, b: np.asarray(a, np.float64) - np.asarray(b),
+                                jax.device_get(parallel.get_state(new).params),
+                                jax.device_get(state.params)))
+  want, got = updates
+  for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(want)[0],
+                          jax.tree.leaves(got), strict=True):
+    assert np.linalg.norm(a) > 0, jax.tree_util.keystr(path)
+    assert np.linalg.norm(b - a) <= 0.25 * np.linalg.norm(a), jax.tree_util.keystr(path)
