@@ -145,8 +145,20 @@ def _self_paired(params: MixParams, ndim: int, start=0) -> chex.Array:
   return own.reshape((batch,) + (1,) * (ndim - 1))
 
 
-_PAIRING_FIELDS = ("perm", "label_weight", "lam", "boxes", "mask", "source_boxes",
+_PER_EXAMPLE_FIELDS = ("perm", "label_weight", "lam", "boxes", "mask", "source_boxes",
                    "more_perms", "more_weights")
+
+
+def _shard_start(params: MixParams, local_batch: int, axis_name: str, what: str):
+  """The global index of this device's first row; ``ValueError`` unless ``params``
+  were drawn for the global batch (``local_batch`` rows on every device)."""
+  count = jax.lax.axis_size(axis_name)
+  if params.batch_size != local_batch * count:
+    raise ValueError(
+        f"with axis_name={axis_name!r} the MixParams must be drawn for the global batch: "
+        f"{local_batch} {what} on each of {count} devices is {local_batch * count}, "
+        f"got MixParams for {params.batch_size}.")
+  return jax.lax.axis_index(axis_name) * local_batch
 
 
 def _shard_rows(params: MixParams, local_batch: int, axis_name: str):
@@ -156,15 +168,9 @@ def _shard_rows(params: MixParams, local_batch: int, axis_name: str):
   examples ``d·b … (d + 1)·b − 1`` (``b = local_batch``), the split
   ``shard_map`` and ``pmap`` make of a batch. Partner indices stay global.
   """
-  count = jax.lax.axis_size(axis_name)
-  if params.batch_size != local_batch * count:
-    raise ValueError(
-        f"with axis_name={axis_name!r} the MixParams must be drawn for the global batch: "
-        f"{local_batch} examples on each of {count} devices is {local_batch * count}, "
-        f"got MixParams for {params.batch_size}.")
-  start = jax.lax.axis_index(axis_name) * local_batch
+  start = _shard_start(params, local_batch, axis_name, "examples")
   rows = {name: jax.lax.dynamic_slice_in_dim(getattr(params, name), start, local_batch)
-          for name in _PAIRING_FIELDS if getattr(params, name) is not None}
+          for name in _PER_EXAMPLE_FIELDS if getattr(params, name) is not None}
   return params.replace(**rows), start
 
 
@@ -403,15 +409,10 @@ def mix_labels(
   """
   if axis_name is not None:
     local = _validation.check_batch(labels, min_rank=1)
-    count = jax.lax.axis_size(axis_name)
-    if params.batch_size != local * count:
-      raise ValueError(
-          f"with axis_name={axis_name!r} the MixParams must be drawn for the global "
-          f"batch: {local} labels on each of {count} devices is {local * count}, got "
-          f"MixParams for {params.batch_size}.")
+    start = _shard_start(params, local, axis_name, "labels")
     everything = jax.lax.all_gather(labels, axis_name, axis=0, tiled=True)
     mixed = mix_labels(params, everything, num_classes, label_smoothing)
-    return jax.lax.dynamic_slice_in_dim(mixed, jax.lax.axis_index(axis_name) * local, local)
+    return jax.lax.dynamic_slice_in_dim(mixed, start, local)
   rows = soft_labels(labels, num_classes, label_smoothing,
                      batch_size=params.batch_size)
   if params.more_perms is None:
