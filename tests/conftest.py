@@ -15,6 +15,19 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
       os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+# One persistent compilation cache for the whole run: xdist's workers, and the train.py
+# processes and notebook kernels the tests start, inherit it from the controller, so a
+# program compiled once (the same train step in a rerun, a resume, another test) is
+# loaded instead of compiled again. A fresh folder per run, removed at the end; a
+# JAX_COMPILATION_CACHE_DIR already set (by a developer who keeps one) is used as it is.
+_OWN_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _OWN_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(
+      prefix="mixjax-tests-jax-cache-")
+
 import gc  # noqa: E402
 
 import pytest  # noqa: E402
@@ -77,3 +90,8 @@ def pytest_xdist_make_scheduler(config, log):
       return crashed
 
   return OnceLoadFileScheduling(config, log)
+
+
+def pytest_unconfigure(config):
+  if _OWN_CACHE is not None:
+    shutil.rmtree(_OWN_CACHE, ignore_errors=True)

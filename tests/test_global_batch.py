@@ -80,9 +80,9 @@ def _sharded_apply(backend: str):
 _whole_apply = jax.jit(lambda params, x, y: mx.apply_mix(params, x, y, K))
 
 
-@pytest.mark.parametrize("backend", ["shard_map", "pmap"])
 @pytest.mark.parametrize("pairing", PAIRINGS)
-@pytest.mark.parametrize("global_batch", [4, 16])
+@pytest.mark.parametrize("global_batch, backend", [
+    (4, "shard_map"), (16, "shard_map"), (16, "pmap")])  # (pmap runs the same kernel.)
 def test_shards_mix_as_one_device_mixes_the_global_batch(pairing, global_batch, backend):
   """Bit for bit: each row is computed by the same float operations either way.
 

@@ -27,6 +27,10 @@ FUNCTIONS = {"fmix": mx.fmix, "gridmix": mx.gridmix, "smoothmix": mx.smoothmix,
 HARD = ["fmix", "gridmix", "saliencymix"]
 MODES = ["batch", "elem"]
 DTYPES = [jnp.float32, jnp.bfloat16, jnp.uint8]
+# (shape, dtype) of the mixed images: every dtype in colour, and grey (no channel axis,
+# not square) in uint8, the usual grey format.
+CASES = [(SHAPES[0], dtype) for dtype in DTYPES] + [(SHAPES[1], jnp.uint8)]
+CASE_IDS = [f"{len(shape)}d-{jnp.dtype(dtype).name}" for shape, dtype in CASES]
 SEEDS = range(3)
 
 
@@ -58,31 +62,29 @@ def _case(shape, dtype, mode=None):
 
 @functools.cache
 def _mixes(name):
-  """``FUNCTIONS[name]`` applied to every shape, mode and dtype, and ``_sample``'s draw,
+  """``FUNCTIONS[name]`` applied to every case (CASES) in every mode, and ``_sample``'s draw,
   for the keys of SEEDS: one compiled program, vmapped over the keys.
 
   Returns ``{case: (out, y, params, box_mask)}`` (``_case``; ``box_mask`` is
   ``mx.box_mask`` of SaliencyMix's boxes, else None), every leaf with a leading seed axis.
   The images go in as arguments (as constants XLA would fold them at compile time).
   """
-  images = {_case(shape, dtype): distinct_images(shape, dtype)
-            for shape in SHAPES for dtype in DTYPES}
+  images = {_case(shape, dtype): distinct_images(shape, dtype) for shape, dtype in CASES}
 
   def one_key(seed, images):
     key = jax.random.key(seed)
     results, draws = {}, {}
-    for shape in SHAPES:
+    for shape, dtype in CASES:
       for mode in MODES:
-        for dtype in DTYPES:
-          x = images[_case(shape, dtype)]
-          # The draw is the same for every dtype, except SaliencyMix's (from the pixels).
-          which = (shape, mode, dtype if name == "saliencymix" else None)
-          if which not in draws:
-            params = _sample(name, key, x, mode)
-            box = None if params.boxes is None else mx.box_mask(params.boxes, *shape[1:3])
-            draws[which] = (params, box)
-          out, y = FUNCTIONS[name](key, x, LABELS, num_classes=B, mode=mode)
-          results[_case(shape, dtype, mode)] = (out, y, *draws[which])
+        x = images[_case(shape, dtype)]
+        # The draw is the same for every dtype, except SaliencyMix's (from the pixels).
+        which = (shape, mode, dtype if name == "saliencymix" else None)
+        if which not in draws:
+          params = _sample(name, key, x, mode)
+          box = None if params.boxes is None else mx.box_mask(params.boxes, *shape[1:3])
+          draws[which] = (params, box)
+        out, y = FUNCTIONS[name](key, x, LABELS, num_classes=B, mode=mode)
+        results[_case(shape, dtype, mode)] = (out, y, *draws[which])
     return results
 
   seeds = jnp.asarray(list(SEEDS), jnp.int32)
@@ -123,8 +125,7 @@ def _check_modes(masks, mode, err_msg=""):
 
 @pytest.mark.parametrize("name", HARD)
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape, dtype", CASES, ids=CASE_IDS)
 def test_hard_masks_take_exactly_the_partners_pixels(name, mode, dtype, shape):
   # All of a method's cases and seeds are mixed and drawn in one program (_mixes).
   x = distinct_images(shape, dtype)
@@ -151,8 +152,7 @@ def test_hard_masks_take_exactly_the_partners_pixels(name, mode, dtype, shape):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape, dtype", CASES, ids=CASE_IDS)
 def test_smoothmix_blends_exactly_the_soft_mask(mode, dtype, shape):
   # All cases and seeds are mixed and drawn in one program (_mixes).
   x = distinct_images(shape, dtype)

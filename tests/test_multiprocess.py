@@ -23,7 +23,10 @@ from tests.processes import Run, free_port
 
 DIGITS = ["--config=configs/digits.py", "--config.tensorboard=False",
           "--config.log_every_epochs=1"]
-METHODS = ("manifold_mixup", "cutmix")
+# Mixes hidden states across the global batch (its partners come over gloo from the other
+# process); every method's mix is pinned bit for bit across device counts in
+# test_device_count.py, in one process.
+METHODS = ("manifold_mixup",)
 
 
 def _args(workdir, *extra):
@@ -90,7 +93,7 @@ def test_two_processes_of_two_devices_are_one_process_of_four(runs, method):
 def test_only_process_zero_reports(runs):
   dirs, out = runs
   first, second = out["two"]
-  assert "[cutmix] epoch   2" in first.stdout and "method" in first.stdout
+  assert "[manifold_mixup] epoch   2" in first.stdout and "method" in first.stdout
   assert "in 2 processes" in first.stdout
   # gloo's own connection lines aside (C++ prints them), process 1 says nothing.
   quiet = [line for line in second.stdout.splitlines() if not line.startswith("[Gloo]")]
@@ -115,8 +118,8 @@ def _complete_checkpoints(directory):
 
 def test_a_killed_process_ends_the_other_and_the_run_resumes(tmp_path):
   workdir = str(tmp_path / "killed")
-  args = _args(workdir, "--config.methods=('erm',)", "--config.num_epochs=12")
-  run = Run(args, 2, 2, heartbeat_timeout=10)
+  args = _args(workdir, "--config.methods=('erm',)", "--config.num_epochs=4")
+  run = Run(args, 2, 2, heartbeat_timeout=5)
   metrics = os.path.join(workdir, "erm", "metrics.jsonl")
   try:
     # An epoch logged and its checkpoint finalised (orbax renames a step's folder to
@@ -139,7 +142,7 @@ def test_a_killed_process_ends_the_other_and_the_run_resumes(tmp_path):
   # The rerun continues from the last complete checkpoint and finishes.
   first, _ = _ok(Run([*args, "--resume"], 2, 2).wait(300))
   assert "resumed from step" in first.stdout
-  assert [row["epoch"] for row in _rows(workdir, "erm")] == list(range(1, 13))
+  assert [row["epoch"] for row in _rows(workdir, "erm")] == list(range(1, 5))
 
 
 def test_process_id_out_of_range_is_refused_before_joining(tmp_path):

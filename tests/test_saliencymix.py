@@ -439,7 +439,7 @@ def _fine_grained_maps(batches):
   return [saliencymix.fine_grained_saliency_maps(x) for x in batches]
 
 
-@pytest.mark.parametrize("size", [(32, 32), (40, 24), (37, 29), (224, 224)])
+@pytest.mark.parametrize("size", [(40, 24), (37, 29), (224, 224)])
 def test_fine_grained_maps_equal_opencv(size):
   """Bit for bit: every step is integer or one float32 operation rounded once, in
   OpenCV's order (its FMA grey, its vector integral), so equality, no tolerance. Float

@@ -13,8 +13,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _readme_test_command():
   readme = open(os.path.join(ROOT, "README.md")).read()
-  commands = re.findall(r"^pip install -e \"\.\[test\]\" && python -m pytest .*$", readme, re.M)
-  assert commands, "the README's test command is a line `pip install -e \".[test]\" && ...`"
+  commands = re.findall(
+      r"^pip install uv && uv pip install -e \"\.\[test\]\" && python -m pytest .*$", readme, re.M)
+  assert commands, ("the README's test command is a line "
+                    "`pip install uv && uv pip install -e \".[test]\" && ...`")
   return commands[0]
 
 

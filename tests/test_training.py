@@ -34,7 +34,7 @@ def _config(**overrides):
   return c
 
 
-@pytest.mark.parametrize("method", ["manifold_mixup", "policy"])
+@pytest.mark.parametrize("method", ["manifold_mixup"])  # Mixes hidden states: every collective.
 def test_shard_map_and_pmap_give_the_same_result(method):
   assert jax.local_device_count() == 4
   params = {}
@@ -295,10 +295,13 @@ def test_one_and_four_devices_take_the_same_steps(batch_norm):
       assert_trees_close_in_ulps(*results, STEP_ULPS)
 
 
-@pytest.mark.parametrize("method", ["fmix", "gridmix", "smoothmix", "saliencymix", "resizemix"])
+# The two with trainer-specific paths: GridMix's holes must fit 8×8, SaliencyMix reads
+# the global batch's images. (Every method's mix in the train step is pinned bit for bit
+# in test_device_count.py, and a newly registered mixer trains in test_methods.py.)
+@pytest.mark.parametrize("method", ["gridmix", "saliencymix"])
 def test_mask_methods_train_on_digits_from_config_methods(tmp_path, method):
-  """Each registered method trains from ``config.methods`` with the digits config (its
-  paper's defaults, GridMix with the 2 holes that fit 8×8): one epoch, finite loss."""
+  """The method trains from ``config.methods`` with the digits config (its paper's
+  defaults, GridMix with the 2 holes that fit 8×8): one epoch, finite loss."""
   config = _config(methods=(method,), num_epochs=1, eval_every_epochs=100)
   (result,) = training.compare(config, str(tmp_path), log=lambda line: None)
   assert result["method"] == method and result["epochs"] == 1
