@@ -106,8 +106,8 @@ def test_low_freq_images_match_reference_given_the_same_draws():
   # Eager on purpose: compiled, XLA may compute the image twice (for its minimum and for
   # the shift), a few ulps apart, so that the minimum is not exactly 0.
   rng = np.random.default_rng(1)
-  for (h, w), spectrum in itertools.product([(8, 8), (7, 9), (32, 32), (12, 20), (4, 15),
-                                             (2, 2), (6, 2), (2, 7), (224, 224)],
+  for (h, w), spectrum in itertools.product([(7, 9), (12, 20), (4, 15), (2, 2), (6, 2),
+                                             (224, 224)],
                                             fmix.SPECTRA):
     case = f"{h}x{w} {spectrum}"
     cols = _ref_fftfreqnd(h, w).shape[1]

@@ -111,7 +111,8 @@ def _ops(draws) -> dict:
 
 @functools.cache
 def _derivatives(dtype_name: str) -> dict:
-  """name -> (grad, jvp) of every op on the shared values, in one compiled program."""
+  """name -> (grad, jvp, op of the tangent) of every op on the shared values, in one
+  compiled program (the last in float32 only)."""
   dtype = jnp.dtype(dtype_name)
   values = _grid_values(0, (B, H, W, C))
   draws = _draws(jax.random.key(3), values)
@@ -126,7 +127,8 @@ def _derivatives(dtype_name: str) -> dict:
       loss = lambda x, f=f: jnp.sum(f(x).astype(jnp.float32).reshape(cotangent.shape) *
                                     cotangent)
       _, jvp = jax.jvp(f, (x,), (tangent,))
-      out[name] = (jax.grad(loss)(x), jvp, f(tangent))
+      # The op applied to the tangent: the float32 reference's check (not needed in 16 bits).
+      out[name] = (jax.grad(loss)(x), jvp, f(tangent) if dtype == jnp.float32 else None)
     return out
 
   return jax.device_get(run(draws, x, tangent, cotangent))

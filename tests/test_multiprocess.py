@@ -159,8 +159,9 @@ def test_a_missing_coordinator_is_an_error_in_bounded_time(tmp_path):
   assert result.seconds < 60
 
 
+# (A config error that is not about processes, e.g. a batch size the devices do not divide,
+# is refused by the same check before the run: test_training.test_bad_config_raises.)
 @pytest.mark.parametrize("extra, message", [
-    (["--config.batch_size=30"], "batch_size (30) must be divisible by the number of devices (4)"),
     (["--config.parallel=pmap"], "with 2 processes use backend='shard_map'"),
 ])
 def test_bad_setups_fail_on_every_process_before_training(tmp_path, extra, message):
