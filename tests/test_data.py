@@ -149,6 +149,21 @@ def test_tfds_mock(tfds, tmp_path, name, shape, num_classes):
   np.testing.assert_allclose(ds.std, x.std(axis=(0, 1, 2)), rtol=1e-12)
 
 
+def test_a_mock_tfds_dataset_trains_through_the_trainer(tfds, tmp_path):
+  """CIFAR-10 as TFDS gives it (mocked: 64 examples) through the digits recipe with
+  CIFAR's pad-crop and flip, for an epoch of CutMix: 4 steps of 16."""
+  from configs import digits as digits_config
+  from mixjax import training
+
+  config = digits_config.get_config()
+  config.update(dict(dataset="cifar10", num_epochs=1, batch_size=16, eval_batch_size=16,
+                     padding=4, flip=True, tensorboard=False, log_every_epochs=100))
+  with tfds.testing.mock_data(num_examples=64):
+    result = training.train_and_evaluate(config, str(tmp_path), "cutmix")
+  assert result["steps"] == 4
+  assert np.isfinite(result["train_loss"]) and 0 <= result["accuracy"] <= 1
+
+
 def test_tfds_unknown_name(tfds):
   with pytest.raises(ValueError, match=r"'no_such_dataset_xyz'.*cifar10"):
     data.load_dataset("no_such_dataset_xyz")

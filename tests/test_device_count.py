@@ -93,8 +93,8 @@ def test_every_step_of_an_epoch_is_the_same_on_one_and_four_devices(method, mode
   """The train step on digits over a whole epoch (89 steps of 16 examples, 4 per
   device; CutMix per example, the issue's worst case, and Manifold Mixup with
   ``--config.pairing=roll``; every other method's mix is pinned bit for bit above),
-  BatchNorm over the
-  global batch as the trainer builds it: from the
+  with crops and flips and BatchNorm over the global batch as the trainer builds it
+  (test_training has the negative control, per-device BatchNorm): from the
   one-device run's state, the 4-device step lands on the one-device step's
   parameters to reduction order at every step (``STEP_ULPS`` of each leaf).
 
@@ -104,7 +104,8 @@ def test_every_step_of_an_epoch_is_the_same_on_one_and_four_devices(method, mode
   from each shard, elem draws per device, SaliencyMix's box from the shard.)
   """
   model = get_model("small_cnn", K, axis_name="data")
-  ds, model, state, augment = digits_setup(model)
+  ds, model, state, _ = digits_setup(model)
+  augment = training.Augment(1, True, tuple(ds.mean), tuple(ds.std))  # Crops and flips.
   mixer, _ = _specs(mode, pairing)[method]
   assert mixer.pairing == (pairing or "permute")
   steps = {n: training.DataParallel(

@@ -327,11 +327,11 @@ def test_partner_is_the_low_noise_side():
 
 def test_jit_and_vmap():
   key = jax.random.key(5)
-  for mode in ["batch", "elem"]:
-    eager = fmix.sample_fmix_masks(key, 4, 9, 11, mode=mode)
-    jitted = _sample_masks(key, 4, 9, 11, mode=mode)
-    np.testing.assert_array_equal(eager[0], jitted[0], err_msg=mode)
-    np.testing.assert_array_equal(eager[1], jitted[1], err_msg=mode)
+  # Op by op against compiled, per example (batch mode runs the same ops on one draw).
+  eager = fmix.sample_fmix_masks(key, 4, 9, 11, mode="elem")
+  jitted = _sample_masks(key, 4, 9, 11, mode="elem")
+  np.testing.assert_array_equal(eager[0], jitted[0])
+  np.testing.assert_array_equal(eager[1], jitted[1])
   keys = jax.random.split(key, 3)
   # vmap against the unbatched draw, both compiled (the eager draw is compared above).
   masks, lam = jax.jit(jax.vmap(lambda k: fmix.sample_fmix_masks(k, 4, 9, 11, mode="elem")))(

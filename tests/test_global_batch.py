@@ -82,7 +82,7 @@ _whole_apply = jax.jit(lambda params, x, y: mx.apply_mix(params, x, y, K))
 
 @pytest.mark.parametrize("pairing", PAIRINGS)
 @pytest.mark.parametrize("global_batch, backend", [
-    (4, "shard_map"), (16, "shard_map"), (16, "pmap")])  # (pmap runs the same kernel.)
+    (4, "shard_map"), (16, "pmap")])  # One example and four per device; the same kernel.
 def test_shards_mix_as_one_device_mixes_the_global_batch(pairing, global_batch, backend):
   """Bit for bit: each row is computed by the same float operations either way.
 
