@@ -92,7 +92,7 @@ def test_softmax_bce_loss_trains_and_decreases(tmp_path):
   """config.loss = "softmax_bce" reaches the step: its loss starts near the BCE of a
   uniform softmax, (ln K + (K − 1)·ln(K/(K − 1)))/K = 0.325 for K = 10 (CE: ln 10 = 2.3)."""
   result = training.train_and_evaluate(
-      _config(num_epochs=6, eval_every_epochs=100, loss="softmax_bce"), str(tmp_path),
+      _config(num_epochs=4, eval_every_epochs=100, loss="softmax_bce"), str(tmp_path),
       "manifold_mixup")
   history = result["history"]
   assert history[0]["train_loss"] < 0.4
@@ -201,10 +201,13 @@ def _final_params(workdir):
   return step, state
 
 
+SIGKILL_EPOCHS = 3  # Killed once a checkpoint at step >= 20 is complete: mid-epoch 1 or 2.
+
+
 def _train_cmd(workdir, *extra):
   return [sys.executable, os.path.join(ROOT, "train.py"), "--config=configs/digits.py",
           f"--workdir={workdir}", "--config.methods=('manifold_mixup',)",
-          "--config.num_epochs=4", "--config.checkpoint_every_steps=10",
+          f"--config.num_epochs={SIGKILL_EPOCHS}", "--config.checkpoint_every_steps=10",
           "--config.tensorboard=False", *extra]
 
 
@@ -227,18 +230,18 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   killed_at = max(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
-  assert killed_at < 4 * 22, "the run must be killed before it finished"
+  assert killed_at < SIGKILL_EPOCHS * 22, "the run must be killed before it finished"
   subprocess.run(_train_cmd(killed, "--resume"), cwd=ROOT, env=env, check=True,
                  capture_output=True)
 
   step_a, a = _final_params(full / "manifold_mixup")
   step_b, b = _final_params(killed / "manifold_mixup")
-  assert step_a == step_b == 4 * 22
+  assert step_a == step_b == SIGKILL_EPOCHS * 22
   jax.tree.map(np.testing.assert_array_equal, a, b)
   # The metrics log is whole and equal too (throughput aside).
   rows = lambda run: [{k: v for k, v in json.loads(line).items() if k != "images_per_sec"}
                       for line in (run / "manifold_mixup" / "metrics.jsonl").open()]
-  assert len(rows(full)) == 4
+  assert len(rows(full)) == SIGKILL_EPOCHS
   assert rows(killed) == rows(full)
 
 
