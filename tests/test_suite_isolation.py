@@ -14,9 +14,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _readme_test_command():
   readme = open(os.path.join(ROOT, "README.md")).read()
   commands = re.findall(
-      r"^pip install uv && uv pip install -e \"\.\[test\]\" && python -m pytest .*$", readme, re.M)
+      r"^pip install uv && uv pip install --compile-bytecode -e \"\.\[test\]\" && "
+      r"python -m pytest .*$", readme, re.M)
   assert commands, ("the README's test command is a line "
-                    "`pip install uv && uv pip install -e \".[test]\" && ...`")
+                    "`pip install uv && uv pip install --compile-bytecode -e \".[test]\" && ...`")
   return commands[0]
 
 
