@@ -11,9 +11,20 @@ from mixjax import training
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  # Data: "digits" (offline, ships with scikit-learn) or any TFDS image dataset.
+  # Data: "digits" (offline, ships with scikit-learn), "imagefolder" (data_dir/train/
+  # <class>/*.jpg and data_dir/val/<class>/*.jpg) or a TFDS dataset prepared in data_dir
+  # (TFRecord: read whole; ArrayRecord: read by index without TensorFlow).
   c.dataset = "cifar10"
   c.data_dir = ml_collections.config_dict.placeholder(str)
+  # Streamed images (image folders, ImageNet-like ArrayRecord) are cropped to this side:
+  # random-resized crops in training, the 0.875 centre crop in evaluation.
+  c.image_size = 224
+  # The Grain pipeline: worker processes (0: load in this process), loading threads in
+  # each, batches buffered per process, and batches put on the devices ahead of the step.
+  c.data_workers = 0
+  c.data_threads = 1
+  c.data_buffer = 2
+  c.prefetch_batches = 2
   c.padding = 4          # Random crop after zero-padding by this many pixels.
   c.flip = True          # Random horizontal flip.
   # Model: preact_resnet18, preact_resnet34, wide_resnet28_10, small_cnn, mlp.

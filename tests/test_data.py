@@ -238,9 +238,33 @@ def tiny_builders(tfds):
         "_split_generators": lambda self, dl: {},
         "_generate_examples": lambda self: iter(())})
 
+  class MixjaxTinyPhotos(tfds.core.GeneratorBasedBuilder):
+    """JPEGs of varied sizes (as ImageNet's), one flat colour per class."""
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+      return tfds.core.DatasetInfo(
+          builder=self,
+          features=tfds.features.FeaturesDict({
+              "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+              "label": tfds.features.ClassLabel(num_classes=3)}),
+          supervised_keys=("image", "label"))
+
+    def _split_generators(self, dl_manager):
+      def photos(num):
+        for i in range(num):
+          colour = np.zeros(3, np.uint8)
+          colour[i % 3] = 220
+          yield i, {"image": np.broadcast_to(colour, (20 + 3 * i, 31 - i, 3)).copy(),
+                    "label": i % 3}
+      return {"train": photos(9), "validation": photos(4)}
+
+    def _generate_examples(self):
+      raise NotImplementedError
+
   tensor_builder("MixjaxTinyFloat", (6, 5, 3), np.float32)
   tensor_builder("MixjaxTinyFlat", (6, 5), np.uint8)
-  return {"images": MixjaxTinyImages, "examples": examples}
+  return {"images": MixjaxTinyImages, "photos": MixjaxTinyPhotos, "examples": examples}
 
 
 def test_tfds_prepared_dataset_roundtrip(tfds, tiny_builders, tmp_path):
@@ -264,6 +288,31 @@ def test_tfds_prepared_dataset_roundtrip(tfds, tiny_builders, tmp_path):
   with pytest.raises(ValueError, match="Cannot read split 'validation'"):
     data.load_dataset("mixjax_tiny_images", data_dir=str(tmp_path),
                       test_split="validation")
+
+
+def test_tfds_array_record_sources(tfds, tiny_builders, tmp_path):
+  """ArrayRecord datasets read through tfds.data_source: fixed-size ones whole, as the
+  TFRecord path reads them; varied-size ones by index, decoded and cropped."""
+  records = str(tmp_path / "ar")
+  tfds.builder("mixjax_tiny_images", data_dir=records).download_and_prepare(
+      file_format="array_record")
+  got = data.open_source("mixjax_tiny_images", records)
+  assert isinstance(got.train, data.ArraySplit) and (len(got.train), len(got.test)) == (23, 9)
+  rows = lambda x, y: sorted(a.tobytes() + bytes([b]) for a, b in zip(x, y, strict=True))
+  expected = [e for _, e in tiny_builders["examples"](0, 23)]
+  assert rows(got.train.images, got.train.labels) == rows(
+      np.stack([e["image"] for e in expected]), [e["label"] for e in expected])
+  assert (got.mean, got.std) == source.channel_stats(got.train.images)
+
+  tfds.builder("mixjax_tiny_photos", data_dir=records).download_and_prepare(
+      file_format="array_record")
+  photos = data.open_source("mixjax_tiny_photos", records, image_size=12, seed=3)
+  assert (len(photos.train), len(photos.test), photos.num_classes) == (9, 4, 3)
+  for split, epoch in ((photos.train, 1), (photos.test, None)):
+    images, labels = split.load(np.arange(len(split)), epoch)
+    assert images.shape == (len(split), 12, 12, 3)
+    # Each crop keeps its class's colour channel.
+    np.testing.assert_array_equal(images.mean(axis=(1, 2)).argmax(axis=1), labels)
 
 
 @pytest.mark.parametrize("name, match", [
@@ -512,4 +561,5 @@ def test_batching_module_exports():
       np.random.default_rng([0, 0]).permutation(10).tolist())
   assert set(data.__all__) == {
       "Dataset", "load_dataset", "train_batches", "eval_batches", "steps_per_epoch",
-      "num_eval_batches", "random_crop_flip", "normalize"}
+      "num_eval_batches", "random_crop_flip", "normalize", "ArraySplit", "Source", "Split",
+      "TrainInput", "eval_dataset", "open_source", "register_source", "train_dataset"}

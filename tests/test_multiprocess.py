@@ -19,6 +19,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from mixjax.training import TIMING_FIELDS
 from tests.processes import Run, free_port
 
 DIGITS = ["--config=configs/digits.py", "--config.tensorboard=False",
@@ -39,7 +40,7 @@ def _rows(workdir, method):
   """metrics.jsonl without the timings."""
   with open(os.path.join(workdir, method, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f]
-  return [{k: v for k, v in row.items() if k != "images_per_sec"} for row in rows]
+  return [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in rows]
 
 
 def _final_state(workdir, method):

@@ -5,9 +5,8 @@ A :class:`Dataset` is two whole splits as numpy arrays: ``uint8`` images
 is 150 MB) makes shuffling ours: :mod:`mixjax.data.batching` draws the order of
 epoch ``e`` from ``(seed, e)`` alone, so runs are deterministic and resumable.
 
-``load_dataset("digits")`` needs only scikit-learn and works offline; any other
-name is a TFDS dataset that must already be prepared in ``data_dir`` (nothing is
-ever downloaded).
+The loaders (:mod:`mixjax.data.digits`, :mod:`mixjax.data.tfds_source`) build
+one; :func:`mixjax.data.load_dataset` picks the loader by name.
 """
 
 from __future__ import annotations
@@ -123,48 +122,3 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
   mean = counts @ values / total
   var = (counts * (values[None, :] - mean[:, None]) ** 2).sum(axis=1) / total
   return tuple(float(m) for m in mean), tuple(float(s) for s in np.sqrt(var))
-
-
-def load_dataset(
-    name: str,
-    data_dir: str | None = None,
-    train_split: str = "train",
-    test_split: str = "test",
-) -> Dataset:
-  """Loads a whole image-classification dataset into host memory.
-
-  * ``"digits"``: scikit-learn's 1797 real 8×8 handwritten digits (values
-    0..16), bundled with scikit-learn, so no network is needed. Values become
-    ``round(v·255/16)`` as uint8 ``[N, 8, 8, 1]``; the split is a fixed,
-    stratified 1437/360 train/test split (see :mod:`mixjax.data.digits`).
-  * any other name: a TFDS image-classification dataset (``cifar10``,
-    ``cifar100``, ``svhn_cropped``, ``mnist``, ``fashion_mnist``, …) read from
-    ``data_dir`` with ``download=False``; it must already be prepared there.
-
-  ``mean``/``std`` are computed from the train split (:func:`channel_stats`).
-
-  Args:
-    name: ``"digits"`` or a TFDS name (optionally ``name/config:version``).
-    data_dir: TFDS data directory; ``None`` means TFDS's default
-      (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``). Unused for digits.
-    train_split: TFDS split string (slicing such as ``"train[:90%]"`` works);
-      for digits, ``"train"`` or ``"test"``.
-    test_split: likewise.
-
-  Returns:
-    The :class:`Dataset`.
-
-  Raises:
-    ValueError: unknown dataset name, or a dataset whose examples are not
-      uint8 images ``[H, W, C]`` of a fixed size with class labels.
-    FileNotFoundError: a known TFDS dataset that is not prepared in
-      ``data_dir``; the message says how to prepare it.
-    ImportError: a TFDS name without tensorflow-datasets installed.
-  """
-  if not isinstance(name, str) or not name:
-    raise ValueError(f"name must be a non-empty dataset name, got {name!r}.")
-  if name == "digits":
-    from mixjax.data import digits
-    return digits.load_digits(train_split, test_split)
-  from mixjax.data import tfds_source
-  return tfds_source.load_tfds(name, data_dir, train_split, test_split)

@@ -3,6 +3,7 @@
 from mixjax.training.checkpoint import Checkpointer
 from mixjax.training.compiler_options import CPU_COMPILER_OPTIONS, default_compiler_options
 from mixjax.training.loop import (
+    TIMING_FIELDS,
     NonFiniteLossError,
     compare,
     evaluate,
@@ -35,6 +36,7 @@ __all__ = [
     "CPU_COMPILER_OPTIONS",
     "MANIFOLD_METHODS",
     "SHARED_FIELDS",
+    "TIMING_FIELDS",
     "Augment",
     "Checkpointer",
     "DataParallel",

@@ -3,11 +3,17 @@
 :func:`train_and_evaluate` trains one method from a config and returns its
 final metrics; :func:`compare` trains each method named in ``config.methods``
 and returns one row per method. Metrics go to stdout, ``metrics.jsonl`` and
-TensorBoard (when ``tensorflow`` is importable).
+TensorBoard (through tensorboardX, when it is installed).
+
+Input comes from :mod:`mixjax.data.pipeline` (Grain): this process's rows of every
+global batch, loaded ahead by ``config.data_threads`` threads in each of
+``config.data_workers`` worker processes and put on the devices
+``config.prefetch_batches`` steps ahead of the step that uses them.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
@@ -20,7 +26,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mixjax.data import eval_batches, load_dataset, steps_per_epoch, train_batches
+from mixjax.data import Split, TrainInput, eval_dataset, open_source, train_dataset
+from mixjax.data.pipeline import iterate
 from mixjax.models import get_model, list_models
 from mixjax.training import distributed
 from mixjax.training.checkpoint import Checkpointer
@@ -36,6 +43,8 @@ from mixjax.training.state import create_train_state, make_optimizer, make_sched
 from mixjax.training.step import Augment, make_eval_step, make_train_step
 
 BATCH_NORMS = ("sync", "per_device")
+# Per-epoch row fields that measure time, not learning (differ between identical runs).
+TIMING_FIELDS = ("images_per_sec", "input_images_per_sec", "data_wait")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -120,15 +129,16 @@ class _Progress:
     self.total, self.stream = total, stream
     self.enabled = enabled and hasattr(stream, "isatty") and stream.isatty()
 
-  def update(self, done: int, images_per_sec: float, loss: float | None = None):
+  def update(self, done: int, images_per_sec: float, input_per_sec: float,
+             data_wait: float):
     if not self.enabled:
       return
     width = 30
     filled = int(width * done / max(self.total, 1))
-    extra = f" loss {loss:.3f}" if loss is not None else ""
     self.stream.write(
         f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
-        f"{images_per_sec:,.0f} img/s{extra}  ")
+        f"step {images_per_sec:,.0f} img/s | input {input_per_sec:,.0f} img/s | "
+        f"waiting for data {data_wait:.0%}  ")
     self.stream.flush()
 
   def close(self):
@@ -137,16 +147,57 @@ class _Progress:
 
 
 def _tensorboard(workdir: str, enabled: bool):
+  """A tensorboardX writer (no TensorFlow needed), or None when disabled or missing."""
   if not enabled:
     return None
   try:
-    from flax.metrics import tensorboard
+    from tensorboardX import SummaryWriter
   except ImportError:
     return None
-  try:
-    return tensorboard.SummaryWriter(workdir)
-  except Exception:  # noqa: BLE001  (TensorBoard is optional; never fail a run for it)
-    return None
+  return SummaryWriter(workdir)
+
+
+class _DeviceFeed:
+  """The run's batches, put on the devices ``depth`` steps ahead of the step using them.
+
+  ``next`` returns ``(device batch, input state)``. Counts what the input costs: the
+  host's time blocked waiting for the pipeline (``wait``) and the loaders' own time
+  per image (``load``), from which :meth:`rates` reports what the input could deliver.
+  """
+
+  def __init__(self, inputs: TrainInput, put, depth: int, loaders: int):
+    self.inputs, self.put, self.depth, self.loaders = inputs, put, max(depth, 1), loaders
+    self.queue: collections.deque = collections.deque()
+    self.reset()
+
+  def reset(self):
+    self.wait = self.load = 0.0
+    self.images = 0
+
+  def _fill(self):
+    while len(self.queue) < self.depth:
+      start = time.perf_counter()
+      try:
+        batch, state = next(self.inputs)
+      except StopIteration:
+        return
+      self.wait += time.perf_counter() - start
+      self.load += float(batch.pop("load_seconds"))
+      self.images += batch["label"].shape[0]
+      self.queue.append((self.put(batch), state))
+
+  def __next__(self):
+    self._fill()
+    if not self.queue:
+      raise StopIteration
+    item = self.queue.popleft()
+    self._fill()  # The next batches' transfers start before this step runs.
+    return item
+
+  def rates(self, seconds: float) -> tuple[float, float]:
+    """(images/s the loaders deliver when busy, fraction of ``seconds`` spent waiting)."""
+    per_sec = self.images * self.loaders / self.load if self.load > 0 else math.inf
+    return per_sec, self.wait / max(seconds, 1e-9)
 
 
 def train_and_evaluate(
@@ -205,7 +256,8 @@ def train_and_evaluate(
 
   if config.model not in list_models():
     raise ValueError(f"unknown model {config.model!r}; known models: {list_models()}.")
-  ds = load_dataset(config.dataset, config.get("data_dir"))
+  source = open_source(config.dataset, config.get("data_dir"),
+                       config.get("image_size", 224), config.seed)
   # Unset (None) model options keep the model's defaults.
   model_kwargs = {k: v for k, v in (config.get("model_kwargs") or {}).items()
                   if v is not None}
@@ -222,7 +274,7 @@ def train_and_evaluate(
   if config.get("mix_layers"):  # Where the model may mix: where Manifold Mixup draws.
     model_kwargs["mix_layers"] = tuple(config.mix_layers)
   try:
-    model = get_model(config.model, ds.num_classes, **model_kwargs)
+    model = get_model(config.model, source.num_classes, **model_kwargs)
   except TypeError as e:  # A declared option this model does not have.
     raise ValueError(
         f"model {config.model!r} does not take the options "
@@ -231,7 +283,14 @@ def train_and_evaluate(
   if batch_norm == "sync" and hasattr(model, "axis_name"):
     model = model.clone(axis_name=AXIS)  # BatchNorm over the whole global batch.
 
-  spe = steps_per_epoch(ds.num_train, batch_size)
+  train_data = train_dataset(source.train, batch_size, config.seed, config.num_epochs, rows)
+  spe = len(train_data) // config.num_epochs if config.num_epochs else 0
+  workers = config.get("data_workers", 0)
+  threads = config.get("data_threads", 1)
+  input_options = {"workers": workers, "threads": threads,
+                   "buffer": config.get("data_buffer", 2)}
+  # What a saved input position belongs to: the same in a resumed run, or it restarts.
+  input_key = {"processes": jax.process_count(), "workers": workers, "batch_size": batch_size}
   total_steps = config.num_epochs * spe
   schedule = make_schedule(
       config.learning_rate, total_steps, spe, config.schedule,
@@ -239,10 +298,10 @@ def train_and_evaluate(
       config.get("gamma", 0.1))
   tx = make_optimizer(schedule, config.momentum, config.nesterov, config.weight_decay)
   init_key, train_key = jax.random.split(jax.random.key(config.seed))
-  state = create_train_state(model, init_key, ds.image_shape, tx)
-  augment = Augment(config.padding, config.flip, tuple(ds.mean), tuple(ds.std))
+  state = create_train_state(model, init_key, source.image_shape, tx)
+  augment = Augment(config.padding, config.flip, tuple(source.mean), tuple(source.std))
   parallel = DataParallel(
-      make_train_step(model, mixer, ds.num_classes, augment,
+      make_train_step(model, mixer, source.num_classes, augment,
                       config.get("label_smoothing", 0.0), dtype=dtype,
                       loss=config.get("loss", "ce"), manifold=manifold),
       make_eval_step(model, augment, config.get("ece_bins", 15), dtype=dtype),
@@ -262,6 +321,16 @@ def train_and_evaluate(
     state, meta = ckpt.restore(state)
     history = meta.get("history", [])
     log(f"[{name}] resumed from step {int(state.step)} in {ckpt.directory}")
+  start_step = int(state.step)
+  saved = meta.get("input")
+  input_start, input_state = start_step, None
+  if saved and {k: saved.get(k) for k in input_key} == input_key:
+    input_start, input_state = saved["start"], ckpt.restore_input(start_step)
+  elif saved:  # Another process or worker count: the same batches, from the step.
+    log(f"[{name}] the checkpoint's input position was saved by {saved['processes']} "
+        f"process(es) with {saved['workers']} data worker(s) at batch size "
+        f"{saved['batch_size']}; this run has {jax.process_count()}, {workers} and "
+        f"{batch_size}: the input restarts at step {start_step} of the global order.")
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   if primary:
     with open(metrics_path, "w") as f:  # Rewritten from the checkpoint's history.
@@ -269,8 +338,12 @@ def train_and_evaluate(
   writer = _tensorboard(workdir, primary and config.get("tensorboard", True))
 
   ckpt_every = config.get("checkpoint_every_steps") or spe
-  start_step = int(state.step)
   state = parallel.put_state(state)
+  inputs = TrainInput(train_data, input_start, input_state, **input_options)
+  put = parallel.put_batch if parallel.backend == "shard_map" else (lambda batch: batch)
+  feed = _DeviceFeed(inputs, put, config.get("prefetch_batches", 2),
+                     max(workers, 1) * max(threads, 1))
+  last_input_state = input_state
   progress = _Progress(total_steps, enabled=primary)
   images_seen, run_start = 0, time.perf_counter()
   last_saved = ckpt.latest_step()
@@ -295,65 +368,73 @@ def train_and_evaluate(
     if bad is not None:
       stop(bad, step)
     # The partial epoch's loss sum lets a resumed epoch report the same train_loss.
-    ckpt.save(step, parallel.get_state(state),
-              {"history": history, "method": name,
-               "epoch_loss_sum": float(loss_sum), "epoch_steps": steps_in_epoch})
+    meta = {"history": history, "method": name,
+            "epoch_loss_sum": float(loss_sum), "epoch_steps": steps_in_epoch}
+    if last_input_state is not None:
+      meta["input"] = {**input_key, "start": inputs.start}
+    ckpt.save(step, parallel.get_state(state), meta, last_input_state)
     last_saved = step
 
   step = start_step
-  for epoch in range(start_step // spe, config.num_epochs):
-    epoch_start, epoch_images = time.perf_counter(), 0
-    first = start_step - epoch * spe if epoch == start_step // spe else 0
-    loss_sum, steps_in_epoch = jnp.zeros(()), 0
-    if first:  # Resumed mid-epoch: carry on the epoch's running loss.
-      loss_sum = jnp.asarray(meta.get("epoch_loss_sum", 0.0), jnp.float32)
-      steps_in_epoch = meta.get("epoch_steps", 0)
-    for batch in train_batches(ds.train_images, ds.train_labels, batch_size,
-                               config.seed, epoch, first, rows):
-      state, metrics = parallel.train_step(state, batch, jax.random.fold_in(train_key, step))
-      loss_sum, finite, ok = _accumulate(loss_sum, watch.finite, metrics)
-      steps_in_epoch += 1
-      step += 1
-      bad = watch.add(step, finite, ok)
+  try:
+    for epoch in range(start_step // spe, config.num_epochs):
+      epoch_start, epoch_images = time.perf_counter(), 0
+      first = start_step - epoch * spe if epoch == start_step // spe else 0
+      loss_sum, steps_in_epoch = jnp.zeros(()), 0
+      if first:  # Resumed mid-epoch: carry on the epoch's running loss.
+        loss_sum = jnp.asarray(meta.get("epoch_loss_sum", 0.0), jnp.float32)
+        steps_in_epoch = meta.get("epoch_steps", 0)
+      feed.reset()
+      for _ in range(first, spe):
+        batch, input_state = next(feed)
+        state, metrics = parallel.train_step(state, batch, jax.random.fold_in(train_key, step))
+        loss_sum, finite, ok = _accumulate(loss_sum, watch.finite, metrics)
+        last_input_state = input_state
+        steps_in_epoch += 1
+        step += 1
+        bad = watch.add(step, finite, ok)
+        if bad is not None:
+          stop(bad, step)
+        epoch_images += batch_size
+        if progress.enabled and step % 10 == 0:
+          elapsed = time.perf_counter() - epoch_start
+          progress.update(step, epoch_images / max(elapsed, 1e-9), *feed.rates(elapsed))
+        if step % ckpt_every == 0 and step % spe:  # Mid-epoch; epoch ends save below.
+          save(step, loss_sum, steps_in_epoch)
+      jax.block_until_ready(state)
+      epoch_time = time.perf_counter() - epoch_start
+      images_seen += epoch_images
+      bad = watch.check(step)
       if bad is not None:
         stop(bad, step)
-      epoch_images += batch_size
-      if progress.enabled and step % 10 == 0:
-        elapsed = time.perf_counter() - epoch_start
-        progress.update(step, epoch_images / max(elapsed, 1e-9))
-      if step % ckpt_every == 0 and step % spe:  # Mid-epoch; epoch ends save below.
-        save(step, loss_sum, steps_in_epoch)
-    jax.block_until_ready(state)
-    epoch_time = time.perf_counter() - epoch_start
-    images_seen += epoch_images
-    bad = watch.check(step)
-    if bad is not None:
-      stop(bad, step)
-    row = {"epoch": epoch + 1, "step": step,
-           "train_loss": float(loss_sum) / max(steps_in_epoch, 1),
-           "learning_rate": float(schedule(step - 1)),
-           "images_per_sec": epoch_images / epoch_time}
-    last = epoch + 1 == config.num_epochs
-    if last or (epoch + 1) % config.get("eval_every_epochs", 1) == 0:
-      row.update({f"test_{k}": v for k, v in
-                  evaluate(parallel, state, ds.test_images, ds.test_labels,
-                           eval_batch_size, eval_rows).items()})
-    history.append(row)
-    if primary:
-      with open(metrics_path, "a") as f:
-        f.write(json.dumps(row) + "\n")
-    if writer is not None:
-      for k, v in row.items():
-        if k not in ("epoch", "step"):
-          writer.scalar(k, v, step)
-      writer.flush()
-    if last or (epoch + 1) % config.get("log_every_epochs", 1) == 0:
-      progress.close()
-      log(_format_row(name, row))
-    if last or step % ckpt_every == 0:
+      row = {"epoch": epoch + 1, "step": step,
+             "train_loss": float(loss_sum) / max(steps_in_epoch, 1),
+             "learning_rate": float(schedule(step - 1)),
+             "images_per_sec": epoch_images / epoch_time}
+      row["input_images_per_sec"], row["data_wait"] = feed.rates(epoch_time)
+      last = epoch + 1 == config.num_epochs
+      if last or (epoch + 1) % config.get("eval_every_epochs", 1) == 0:
+        row.update({f"test_{k}": v for k, v in
+                    evaluate(parallel, state, source.test, eval_batch_size,
+                             eval_rows, threads).items()})
+      history.append(row)
+      if primary:
+        with open(metrics_path, "a") as f:
+          f.write(json.dumps(row) + "\n")
+      if writer is not None:
+        for k, v in row.items():
+          if k not in ("epoch", "step"):
+            writer.add_scalar(k, v, step)
+        writer.flush()
+      if last or (epoch + 1) % config.get("log_every_epochs", 1) == 0:
+        progress.close()
+        log(_format_row(name, row))
+      if last or step % ckpt_every == 0:
+        save(step)
+    if last_saved != step:
       save(step)
-  if last_saved != step:
-    save(step)
+  finally:
+    inputs.close()
   ckpt.wait()
   ckpt.close()
   final = history[-1] if history else {}
@@ -372,15 +453,16 @@ def train_and_evaluate(
   }
 
 
-def evaluate(parallel: DataParallel, state, images: np.ndarray, labels: np.ndarray,
-             batch_size: int, rows: slice = slice(None)) -> dict[str, float]:
-  """Accuracy, NLL and ECE over every example exactly once.
+def evaluate(parallel: DataParallel, state, split: Split, batch_size: int,
+             rows: slice = slice(None), threads: int = 1) -> dict[str, float]:
+  """Accuracy, NLL and ECE over every example of ``split`` exactly once.
 
   ``rows``: this process's part of every global batch of ``batch_size``; the
   sums are over every process's examples, so all processes get the same metrics.
+  ``threads``: threads decoding the batches ahead (:func:`mixjax.data.pipeline.iterate`).
   """
   sums = None
-  for batch in eval_batches(images, labels, batch_size, rows):
+  for batch in iterate(eval_dataset(split, batch_size, rows), threads=threads):
     out = parallel.eval_step(state, batch)
     sums = out if sums is None else jax.tree.map(jnp.add, sums, out)
   return summarize(jax.tree.map(np.asarray, sums))
@@ -408,7 +490,8 @@ def compare(
   traced on the dataset's image shape.
   """
   mixers = {name: mixer_from_config(config, name) for name in config.methods}
-  image_shape = load_dataset(config.dataset, config.get("data_dir")).image_shape
+  image_shape = open_source(config.dataset, config.get("data_dir"),
+                            config.get("image_size", 224), config.seed).image_shape
   for name, mixer in mixers.items():
     check_mixer(mixer, manifold=name in MANIFOLD_METHODS)
     check_draw(mixer, image_shape)

@@ -137,13 +137,15 @@ class DataParallel:
     return jax.tree.map(lambda x: x[0], state)
 
   def put_batch(self, batch: dict) -> dict:
-    """Splits a batch over the devices.
+    """Splits a batch over the devices (a batch already put is returned as it is).
 
     With one process ``batch`` is the whole batch ``[B, ...]``; with ``P`` it is
     this process's rows (``[B / P, ...]``, see
     :func:`~mixjax.training.distributed.process_slice`), and the global array
     of ``B`` rows is assembled from every process's part.
     """
+    if self.backend == "shard_map" and all(isinstance(v, jax.Array) for v in batch.values()):
+      return batch  # Put ahead by the caller (the trainer's device prefetch).
     if self.multiprocess:
       count = jax.process_count()
       for value in batch.values():
@@ -159,6 +161,8 @@ class DataParallel:
 
   def train_step(self, state, batch: dict, key: chex.PRNGKey):
     """Runs one mapped step; ``state`` must come from :meth:`put_state`.
+
+    ``batch``: host arrays, or what :meth:`put_batch` returned for them.
 
     Every device gets the same ``key``; the step folds in the device index where
     it needs per-device draws (see :mod:`mixjax.training.step`).

@@ -1,0 +1,139 @@
+"""Datasets by name: in host memory (:func:`load_dataset`) or read by index (:func:`open_source`).
+
+Sources sit below this module (``digits``, ``tfds_source``, ``imagefolder``,
+``tfds_records``); the pipeline (:mod:`mixjax.data.pipeline`) reads a :class:`Source`'s
+splits. A new kind of source is a module with an opener plus one :func:`register_source`
+line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from mixjax.data.pipeline import ArraySplit, Split
+from mixjax.data.source import Dataset
+
+# torchvision's / timm's ImageNet statistics (0..255 scale): the normalisation of the
+# streamed datasets, whose pixels are not counted up front.
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Source:
+  """What the trainer needs of a dataset: its two splits, read by index, and its shape.
+
+  Attributes:
+    name: the dataset's name.
+    train: the training split.
+    test: the evaluation split (``val`` of an image folder or of ImageNet).
+    num_classes: ``K``.
+    image_shape: ``(H, W, C)`` of every batch row.
+    mean: per-channel mean used to normalise, 0..255 scale.
+    std: per-channel standard deviation, 0..255 scale.
+  """
+  name: str
+  train: Split
+  test: Split
+  num_classes: int
+  image_shape: tuple[int, int, int]
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+
+
+def from_dataset(ds: Dataset) -> Source:
+  """A :class:`Source` over an in-memory :class:`~mixjax.data.source.Dataset`."""
+  return Source(ds.name, ArraySplit(ds.train_images, ds.train_labels),
+                ArraySplit(ds.test_images, ds.test_labels), ds.num_classes,
+                ds.image_shape, tuple(ds.mean), tuple(ds.std))
+
+
+Opener = Callable[..., Source]
+_SOURCES: dict[str, Opener] = {}
+
+
+def register_source(name: str) -> Callable[[Opener], Opener]:
+  """Registers ``opener(data_dir, image_size, seed) -> Source`` under ``name``."""
+  def register(opener: Opener) -> Opener:
+    if name in _SOURCES:
+      raise ValueError(f"a source named {name!r} is already registered.")
+    _SOURCES[name] = opener
+    return opener
+  return register
+
+
+@register_source("imagefolder")
+def _open_imagefolder(data_dir: str | None, image_size: int, seed: int) -> Source:
+  from mixjax.data import imagefolder
+  classes, train, val = imagefolder.open_folder(data_dir, image_size, seed)
+  return Source("imagefolder", train, val, len(classes), (image_size, image_size, 3),
+                IMAGENET_MEAN, IMAGENET_STD)
+
+
+def open_source(name: str, data_dir: str | None = None, image_size: int = 224,
+                seed: int = 0) -> Source:
+  """Opens a dataset for the pipeline.
+
+  * a registered source (``"imagefolder"``: ``data_dir/train/<class>/*.jpg`` and
+    ``data_dir/val``, see :mod:`mixjax.data.imagefolder`): images decoded when read,
+    cropped to ``image_size`` (random-resized crops in training, the centre crop in
+    evaluation, drawn from ``seed``); normalised with ImageNet's statistics;
+  * a TFDS dataset prepared as ArrayRecord in ``data_dir`` (``imagenet2012``,
+    ``imagenette``, ...; ``tfds build NAME --file_format=array_record``): read with
+    ``tfds.data_source``, without TensorFlow, then as an image folder;
+  * anything else: :func:`load_dataset`'s whole splits in host memory (``digits``,
+    TFDS CIFAR prepared as TFRecord), at their own image size.
+  """
+  if name in _SOURCES:
+    return _SOURCES[name](data_dir, image_size, seed)
+  if name != "digits":
+    from mixjax.data import tfds_records
+    if tfds_records.is_array_record(name, data_dir):
+      return tfds_records.open_tfds_records(name, data_dir, image_size, seed)
+  return from_dataset(load_dataset(name, data_dir))
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | None = None,
+    train_split: str = "train",
+    test_split: str = "test",
+) -> Dataset:
+  """Loads a whole image-classification dataset into host memory.
+
+  * ``"digits"``: scikit-learn's 1797 real 8×8 handwritten digits (values
+    0..16), bundled with scikit-learn, so no network is needed. Values become
+    ``round(v·255/16)`` as uint8 ``[N, 8, 8, 1]``; the split is a fixed,
+    stratified 1437/360 train/test split (see :mod:`mixjax.data.digits`).
+  * any other name: a TFDS image-classification dataset (``cifar10``,
+    ``cifar100``, ``svhn_cropped``, ``mnist``, ``fashion_mnist``, …) read from
+    ``data_dir`` with ``download=False``; it must already be prepared there.
+
+  ``mean``/``std`` are computed from the train split (:func:`channel_stats`).
+
+  Args:
+    name: ``"digits"`` or a TFDS name (optionally ``name/config:version``).
+    data_dir: TFDS data directory; ``None`` means TFDS's default
+      (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``). Unused for digits.
+    train_split: TFDS split string (slicing such as ``"train[:90%]"`` works);
+      for digits, ``"train"`` or ``"test"``.
+    test_split: likewise.
+
+  Returns:
+    The :class:`Dataset`.
+
+  Raises:
+    ValueError: unknown dataset name, or a dataset whose examples are not
+      uint8 images ``[H, W, C]`` of a fixed size with class labels.
+    FileNotFoundError: a known TFDS dataset that is not prepared in
+      ``data_dir``; the message says how to prepare it.
+    ImportError: a TFDS name without tensorflow-datasets installed.
+  """
+  if not isinstance(name, str) or not name:
+    raise ValueError(f"name must be a non-empty dataset name, got {name!r}.")
+  if name == "digits":
+    from mixjax.data import digits
+    return digits.load_digits(train_split, test_split)
+  from mixjax.data import tfds_source
+  return tfds_source.load_tfds(name, data_dir, train_split, test_split)
