@@ -175,6 +175,11 @@ def test_imagefolder_bad_files_name_the_file(folder, damage):
     next(pipeline.iterate(ds, threads=2))
   if damage != "unreadable":
     assert [p for p, _ in imagefolder.find_bad_files(str(folder))] == [str(path)]
+  if damage == "not_an_image":  # From a Grain worker process too: raised, never hung.
+    it = pipeline.iterate(ds, workers=1)
+    with pytest.raises(decode.ImageError, match=str(path)):
+      next(it)
+    it.close()
 
 
 def test_train_on_an_image_folder_and_resume_mid_epoch_exactly(folder, tmp_path):
