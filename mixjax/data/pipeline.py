@@ -106,11 +106,6 @@ class _EvalBatch:
     return {"image": image, "label": np.where(real, label, 0).astype(np.int32), "mask": real}
 
 
-def steps_per_epoch(split: Split, batch_size: int) -> int:
-  """``⌊N / B⌋``."""
-  return len(split) // _check_int(batch_size, "batch_size", 1)
-
-
 def train_dataset(split: Split, batch_size: int, seed: int, num_epochs: int,
                   rows: slice = slice(None)) -> grain.MapDataset:
   """The run's training batches, one element per step (see the module docstring).

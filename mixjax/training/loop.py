@@ -26,7 +26,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mixjax.data import Split, TrainInput, eval_dataset, open_source, train_dataset
+from mixjax.data import (
+    Split,
+    TrainInput,
+    eval_dataset,
+    open_source,
+    steps_per_epoch,
+    train_dataset,
+)
 from mixjax.data.pipeline import iterate
 from mixjax.models import get_model, list_models
 from mixjax.training import distributed
@@ -284,7 +291,7 @@ def train_and_evaluate(
     model = model.clone(axis_name=AXIS)  # BatchNorm over the whole global batch.
 
   train_data = train_dataset(source.train, batch_size, config.seed, config.num_epochs, rows)
-  spe = len(train_data) // config.num_epochs if config.num_epochs else 0
+  spe = steps_per_epoch(len(source.train), batch_size)
   workers = config.get("data_workers", 0)
   threads = config.get("data_threads", 1)
   input_options = {"workers": workers, "threads": threads,
