@@ -7,6 +7,9 @@ sides reduce with the same (gloo) collectives: then N processes × M devices are
 bit-for-bit 1 process × N·M devices. Against XLA:CPU's in-process collectives
 (no ``jax.distributed``) the all-reduce sums in another order: ≤ 7 ulps apart
 after a step, as ``test_training`` allows between device counts.
+
+The training runs read an image folder made on the fly: each process decodes and crops
+only its rows of every global batch, and the runs still match bit for bit.
 """
 
 import json
@@ -20,20 +23,25 @@ import orbax.checkpoint as ocp
 import pytest
 
 from mixjax.training import TIMING_FIELDS
+from tests.image_folders import make_folder
 from tests.processes import Run, free_port
 
+# The training runs read an image folder (tests/image_folders.py: 384 JPEGs and PNGs of
+# varied sizes in 3 class folders); the refusals below are set up on digits.
 DIGITS = ["--config=configs/digits.py", "--config.tensorboard=False",
           "--config.log_every_epochs=1"]
+FOLDER = [*DIGITS, "--config.dataset=imagefolder", "--config.image_size=12",
+          "--config.batch_size=32", "--config.eval_batch_size=24"]
 # Mixes hidden states across the global batch (its partners come over gloo from the other
 # process); every method's mix is pinned bit for bit across device counts in
 # test_device_count.py, in one process.
 METHODS = ("manifold_mixup",)
 EPOCHS = 3
-STEPS_PER_EPOCH = 22  # 1,437 training digits in global batches of 64.
+STEPS_PER_EPOCH = 12  # 384 training images in global batches of 32.
 
 
-def _args(workdir, *extra):
-  return [*DIGITS, f"--workdir={workdir}", *extra]
+def _args(workdir, *extra, base=DIGITS):
+  return [*base, f"--workdir={workdir}", *extra]
 
 
 def _rows(workdir, method):
@@ -69,7 +77,8 @@ def _complete_checkpoints(directory):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-  """1 × 4 for three epochs, uninterrupted; beside it 2 × 2, one of whose processes is
+  """On an image folder, 1 × 4 for three epochs, uninterrupted; beside it 2 × 2 (two
+  decode threads per process; resumed with one), one of whose processes is
   SIGKILLed once an epoch is logged and checkpointed; the killed run then resumed from
   its last complete checkpoint twice: as 2 × 2 ("two") and as 1 × 4 ("resumed").
 
@@ -78,12 +87,15 @@ def runs(tmp_path_factory):
   processes continues in 1.
   """
   root = tmp_path_factory.mktemp("multiprocess")
+  data_dir = make_folder(root / "data", train_per_class=128, val_per_class=8)
   methods = f"--config.methods={METHODS!r}"
   dirs = {name: str(root / name) for name in ("one", "two", "resumed")}
-  args = {name: _args(dirs[name], methods, f"--config.num_epochs={EPOCHS}")
+  args = {name: _args(dirs[name], methods, f"--config.num_epochs={EPOCHS}",
+                      f"--config.data_dir={data_dir}", base=FOLDER)
           for name in dirs}
   one = Run(args["one"], 1, 4)
-  two = Run(args["two"], 2, 2, heartbeat_timeout=5)
+  # Two decode threads per process here, one in the 1-process run: the same batches.
+  two = Run([*args["two"], "--config.data_threads=2"], 2, 2, heartbeat_timeout=5)
   [method] = METHODS
   metrics = os.path.join(dirs["two"], method, "metrics.jsonl")
   checkpoints = os.path.join(dirs["two"], method, "checkpoints")
@@ -134,6 +146,13 @@ def test_two_processes_of_two_devices_are_one_process_of_four(runs, method):
   a, b = _final_state(dirs["one"], method), _final_state(dirs["two"], method)
   jax.tree.map(np.testing.assert_array_equal, a, b)
   assert int(a["step"]) == EPOCHS * STEPS_PER_EPOCH
+  # Each process saved its Grain position; process 0 logged the input's rate per epoch.
+  saved = os.path.join(dirs["two"], method, "checkpoints", str(int(a["step"])), "input")
+  assert sorted(f for f in os.listdir(saved) if f.endswith(".json")) == [
+      "process_0-of-2.json", "process_1-of-2.json"]
+  with open(os.path.join(dirs["two"], method, "metrics.jsonl")) as f:
+    for row in map(json.loads, f):
+      assert row["input_images_per_sec"] > 0 and 0 <= row["data_wait"] <= 1, row
 
 
 def test_only_process_zero_reports(runs):
@@ -192,3 +211,4 @@ def test_a_workdir_that_is_not_shared_is_detected(tmp_path):
   for r in results:
     assert r.returncode == 1, r.stderr[-2000:]
     assert "is not shared by every process: processes [1]" in r.stderr
+

@@ -9,6 +9,7 @@ from PIL import Image
 
 from mixjax import data
 from mixjax.data import decode, imagefolder, pipeline
+from tests.image_folders import make_folder
 
 
 def _toy(num, shape=(2, 3, 1)):
@@ -80,21 +81,10 @@ def test_example_rng_is_a_function_of_seed_epoch_index():
   assert (a != decode.example_rng(3, 2, 7).integers(0, 1 << 30, 4)).any()
 
 
-def _write(path, size, color, fmt):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  Image.new("RGB", size, color).save(path, format=fmt)
-
-
 @pytest.fixture
 def folder(tmp_path):
   """DATA/{train,val}/<class>/ with JPEGs and PNGs of varied sizes, one colour per class."""
-  colours = {"cat": (200, 30, 30), "dog": (30, 200, 30), "emu": (30, 30, 200)}
-  for split, count in (("train", 5), ("val", 2)):
-    for c, (name, colour) in enumerate(colours.items()):
-      for i in range(count):
-        size = (40 + 13 * i + 7 * c, 60 - 5 * i)
-        ext, fmt = ("png", "PNG") if i % 2 else ("jpg", "JPEG")
-        _write(str(tmp_path / split / name / f"{i}.{ext}"), size, colour, fmt)
+  make_folder(tmp_path)
   return tmp_path
 
 
