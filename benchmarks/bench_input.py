@@ -14,7 +14,10 @@ one run, on the same folder of ImageNet-sized JPEGs:
   ``sample_distorted_bounding_box`` (the same area and aspect ranges, 10 tries),
   ``decode_and_crop_jpeg`` (libjpeg-turbo decodes only the crop's rows), a bilinear
   resize (``tf.image.resize``'s default, no antialiasing), ``random_flip_left_right``,
-  a cast to uint8, ``batch(64)``; its thread pool sized to the cores.
+  a cast to uint8, ``batch(64)``; its thread pool sized to the cores. Once more with
+  ``antialias=True``, the filter mixjax's (and torchvision's) Pillow resize applies;
+* where mixjax's time goes, per image on one core: Pillow's decode alone, and the
+  antialiased resize of the crop alone.
 
 Every configuration runs in a fresh process pinned (``sched_setaffinity``, inherited by
 Grain's workers) to ``cores`` CPUs; after a warm-up (worker start-up) it times
@@ -24,8 +27,9 @@ spent meanwhile (``/proc``). ``per_core`` is images/s divided by the pinned core
 
 The images: ``--images`` (512) JPEGs cut from scikit-learn's two sample photos (real
 photographs, 427 × 640), in ImageNet's common sizes: 500 × 375 or 500 × 333 in either
-orientation, and one in eight with its long side drawn from 600-1,200 px; quality 90 with
-4:2:0 chroma (Pillow's default), which gives ImageNet's ~110 KB per file.
+orientation, and one in eight with its long side drawn from 600-1,200 px; quality 95 with
+4:2:0 chroma. The result records their mean file size (ImageNet's is ~110 KB: these
+photos are smoother, so they decode a little faster than ImageNet's average).
 
   python benchmarks/bench_input.py                  # writes results/input_cpu.json
   python benchmarks/bench_input.py --batches 20 --images 128   # a quick look
@@ -34,6 +38,7 @@ orientation, and one in eight with its long side drawn from 600-1,200 px; qualit
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -55,6 +60,7 @@ CONFIGS = (
     ("mixjax, 0 workers, 1 thread", "grain", 1, 0, 1),
     ("mixjax, 1 worker", "grain", 1, 1, 1),
     ("tf.data, 1 core", "tf", 1, 0, 1),
+    ("tf.data antialiased, 1 core", "tf_antialias", 1, 0, 1),
     ("mixjax, 0 workers, 2 threads", "grain", 2, 0, 2),
     ("mixjax, 2 workers", "grain", 2, 2, 1),
     ("tf.data, 2 cores", "tf", 2, 0, 2),
@@ -83,7 +89,7 @@ def make_folder(root: str, count: int, seed: int = 0) -> str:
       top = rng.uniform(0, photo.height - ch)
       image = photo.resize((w, h), Image.Resampling.BICUBIC,
                            box=(left, top, left + cw, top + ch))
-      image.save(os.path.join(folder, f"{i:05d}.jpg"), quality=90)
+      image.save(os.path.join(folder, f"{i:05d}.jpg"), quality=95, subsampling="4:2:0")
   return root
 
 
@@ -128,12 +134,43 @@ def _mixjax_batches(data_dir: str, workers: int, threads: int, loop: bool):
   return pipeline.iterate(dataset, workers=workers, threads=threads, buffer=2)
 
 
+def parts(data_dir: str, repeats: int = 3) -> dict:
+  """Milliseconds per image on one core: Pillow's decode, and the crop's resize alone."""
+  from PIL import Image
+
+  from mixjax.data import datasets, decode
+  split = datasets.open_source("imagefolder", data_dir, SIZE, seed=0).train
+  files = split.files[:256]
+  encoded = [open(f, "rb").read() for f in files]
+  images = [Image.open(io.BytesIO(e)).convert("RGB") for e in encoded]
+  boxes = []
+  for i, image in enumerate(images):
+    top, left, h, w = decode.inception_box(decode.example_rng(0, 0, i), image.height,
+                                           image.width)
+    boxes.append((left, top, left + w, top + h))
+
+  def best(fn):
+    times = []
+    for _ in range(repeats):
+      start = time.perf_counter()
+      for i in range(len(files)):
+        fn(i)
+      times.append(time.perf_counter() - start)
+    return 1e3 * min(times) / len(files)
+
+  return {"decode_ms": best(lambda i: Image.open(io.BytesIO(encoded[i])).convert("RGB")),
+          "resize_ms": best(lambda i: images[i].resize((SIZE, SIZE), Image.Resampling.BILINEAR,
+                                                       box=boxes[i])),
+          "decode_crop_ms": best(lambda i: decode.decode_crop(
+              encoded[i], files[i], SIZE, decode.example_rng(0, 0, i)))}
+
+
 def _order(n: int, epoch: int):
   import numpy as np
   return np.random.default_rng([0, epoch]).permutation(n)
 
 
-def _tf_batches(data_dir: str, cores: int):
+def _tf_batches(data_dir: str, cores: int, antialias: bool):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import tensorflow as tf
   tf.config.threading.set_inter_op_parallelism_threads(cores)
@@ -150,7 +187,7 @@ def _tf_batches(data_dir: str, cores: int):
     y, x, _ = tf.unstack(begin)
     h, w, _ = tf.unstack(size)
     image = tf.image.decode_and_crop_jpeg(data, tf.stack([y, x, h, w]), channels=3)
-    image = tf.image.resize(image, (SIZE, SIZE), method="bilinear")
+    image = tf.image.resize(image, (SIZE, SIZE), method="bilinear", antialias=antialias)
     image = tf.image.random_flip_left_right(image)
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
@@ -165,8 +202,10 @@ def _tf_batches(data_dir: str, cores: int):
 def child(args) -> dict:
   """One configuration, in this (pinned) process."""
   os.sched_setaffinity(0, range(args.cores))
-  if args.pipeline == "tf":
-    batches = _tf_batches(args.data_dir, args.cores)
+  if args.pipeline == "parts":
+    return parts(args.data_dir)
+  if args.pipeline.startswith("tf"):
+    batches = _tf_batches(args.data_dir, args.cores, args.pipeline == "tf_antialias")
   else:
     batches = _mixjax_batches(args.data_dir, args.workers, args.threads,
                               args.pipeline == "loop")
@@ -192,7 +231,7 @@ def main():
   parser.add_argument("--warmup", type=int, default=4, help="untimed batches first")
   parser.add_argument("--rounds", type=int, default=2,
                       help="runs of every configuration, interleaved; the best is kept")
-  parser.add_argument("--only", default="", help="comma-separated config names")
+  parser.add_argument("--only", default="", help="config names separated by ;")
   parser.add_argument("--wait-load", type=float, default=0.0)
   parser.add_argument("--out", default=os.path.join(_common.RESULTS, "input_cpu.json"))
   # Internal: one configuration in a child process.
@@ -209,12 +248,21 @@ def main():
 
   available = len(os.sched_getaffinity(0))
   configs = [c for c in CONFIGS if c[2] <= available
-             and (not args.only or c[0] in args.only.split(","))]
+             and (not args.only or c[0] in args.only.split(";"))]
   with tempfile.TemporaryDirectory() as tmp:
     data_dir = make_folder(tmp, args.images)
     sizes = [os.path.getsize(os.path.join(d, f))
              for d, _, fs in os.walk(os.path.join(data_dir, "train")) for f in fs]
     load = _common.wait_for_quiet(args.wait_load)
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--pipeline",
+                           "parts", "--cores", "1", "--data-dir", data_dir],
+                          capture_output=True, text=True, cwd=_common.HERE)
+    if proc.returncode:
+      raise RuntimeError(f"parts failed:\n{proc.stderr[-3000:]}")
+    where = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"  one core, per image: Pillow decode {where['decode_ms']:.2f} ms, antialiased "
+          f"resize {where['resize_ms']:.2f} ms, decode_crop {where['decode_crop_ms']:.2f} ms",
+          file=sys.stderr, flush=True)
     rows = {}
     for _ in range(args.rounds):
       for name, pipeline, cores, workers, threads in configs:
@@ -241,7 +289,8 @@ def main():
   result = {"benchmark": "input", "date": _common.now(), "machine": _common.machine(),
             "load_before": load, "image_size": SIZE, "batch_size": BATCH,
             "images": args.images, "mean_file_kb": sum(sizes) / len(sizes) / 1e3,
-            "gpu_images_per_sec": GPU_IMAGES_PER_SEC, "rounds": args.rounds, "rows": rows}
+            "gpu_images_per_sec": GPU_IMAGES_PER_SEC, "rounds": args.rounds,
+            "mixjax_one_core_ms": where, "rows": rows}
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(result, f, indent=1)

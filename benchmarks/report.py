@@ -449,6 +449,23 @@ def family_section(rep, title):
   return "\n".join(out)
 
 
+def input_section(rep):
+  m, where = rep["machine"], rep["mixjax_one_core_ms"]
+  rows = [[name, r["cores"], fmt(r["images_per_sec"]), fmt(r["per_core"]),
+           fmt(r["cpu_ms_per_image"]), fmt(r.get("vs_tf_data_per_core")),
+           fmt(r["cores_per_gpu"], 1)] for name, r in rep["rows"].items()]
+  return "\n".join([
+      f"## Input pipeline: decode + random-resized crop at {rep['image_size']} px "
+      "(`bench_input.py`)", "",
+      f"{rep['date']}; {m['cpu']}, {m['cores']} cores; {rep['images']} JPEGs "
+      f"(mean {rep['mean_file_kb']:.0f} KB), batches of {rep['batch_size']}; best of "
+      f"{rep['rounds']} rounds. One core, per image: Pillow decode "
+      f"{where['decode_ms']:.2f} ms, antialiased resize {where['resize_ms']:.2f} ms, "
+      f"mixjax's decode_crop {where['decode_crop_ms']:.2f} ms.", "",
+      table(["pipeline", "cores", "img/s", "img/s per core", "CPU ms/img",
+             "per core × tf.data", f"cores for {rep['gpu_images_per_sec']:,} img/s"], rows)])
+
+
 def ops_reports():
   """(label, report) for ops_<allocator>.json (the CPU runs), then every other
   ``bench_ops.py`` result (GPU runs, partial runs such as blend_floor_*.json)."""
@@ -509,6 +526,8 @@ def main():
     parts += [scaling_section(load(os.path.basename(name))), ""]
   for name in sorted(glob.glob(os.path.join(_common.RESULTS, "processes_*.json"))):
     parts += [processes_section(load(os.path.basename(name))), ""]
+  for name in sorted(glob.glob(os.path.join(_common.RESULTS, "input_*.json"))):
+    parts += [input_section(load(os.path.basename(name))), ""]
   path = os.path.join(_common.RESULTS, "RESULTS.md")
   with open(path, "w") as f:
     f.write("\n".join(parts))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark in turn (about 45 minutes on 2 CPU cores) and writes
+# Runs every benchmark in turn (about 50 minutes on 2 CPU cores) and writes
 # benchmarks/results/*.json and RESULTS.md. Each script first waits (up to 10
 # minutes) for the 1-minute load average to fall below $WAIT_LOAD.
 #   benchmarks/run_all.sh                 # peers too, if benchmarks/.venv-peers exists
@@ -38,6 +38,7 @@ fi
 $PY benchmarks/bench_train.py "${PEERS[@]}" --xla-defaults \
     --wait-load "$WAIT_LOAD" --out benchmarks/results/train_xla_defaults.json ${TRAIN_ARGS:-}
 $PY benchmarks/bench_cpu_options.py --wait-load "$WAIT_LOAD"
+$PY benchmarks/bench_input.py --wait-load "$WAIT_LOAD"
 if [ "$HAVE_JEMALLOC" = 1 ]; then
   $PY benchmarks/bench_backward.py --allocator jemalloc "${PEERS[@]}" --wait-load "$WAIT_LOAD"
 fi

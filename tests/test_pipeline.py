@@ -173,17 +173,18 @@ def test_imagefolder_bad_files_name_the_file(folder, damage):
 
 
 def test_train_on_an_image_folder_and_resume_mid_epoch_exactly(folder, tmp_path):
-  """train_and_evaluate on an image folder (decode threads, crops, CutMix); a copy cut
-  back to a mid-epoch checkpoint resumes from its saved Grain state to the same end."""
+  """train_and_evaluate on an image folder with configs/imagefolder.py (decode threads,
+  crops, CutMix, bfloat16); a copy cut back to a mid-epoch checkpoint resumes from its
+  saved Grain state to the same end."""
   import shutil
 
   import jax
 
-  from configs import digits
+  from configs import imagefolder
   from mixjax import training
-  c = digits.get_config()
-  c.dataset, c.data_dir, c.image_size = "imagefolder", str(folder), 12
-  c.padding, c.flip, c.tensorboard, c.log_every_epochs = 0, True, False, 100
+  c = imagefolder.get_config()  # The README's image-folder config, at a toy scale.
+  c.data_dir, c.image_size, c.model, c.data_workers = str(folder), 12, "small_cnn", 0
+  c.tensorboard, c.log_every_epochs, c.warmup_epochs = False, 100, 1.0
   c.num_epochs, c.batch_size, c.eval_batch_size = 2, 4, 4
   c.checkpoint_every_steps, c.data_threads, c.keep_checkpoints = 2, 2, 10
   full = tmp_path / "full"
