@@ -284,11 +284,17 @@ def test_per_device_batch_norm_steps_differ_between_one_and_four_devices():
 # the global batch's images. (Every method's mix in the train step is pinned bit for bit
 # in test_device_count.py, and a newly registered mixer trains in test_methods.py.)
 @pytest.mark.parametrize("method", ["gridmix", "saliencymix"])
-def test_mask_methods_train_on_digits_from_config_methods(tmp_path, method):
+def test_mask_methods_train_on_digits_from_config_methods(tmp_path, method, monkeypatch):
   """The method trains from ``config.methods`` with the digits config (its paper's
-  defaults, GridMix with the 2 holes that fit 8×8): one epoch, finite loss."""
+  defaults, GridMix with the 2 holes that fit 8×8): one epoch, finite loss. The dataset
+  is opened once (an image folder's scan is not repeated per method)."""
+  from mixjax.training import loop
+  opened = []
+  monkeypatch.setattr(loop, "open_source",
+                      lambda *a, _open=loop.open_source: opened.append(a) or _open(*a))
   config = _config(methods=(method,), num_epochs=1, eval_every_epochs=100)
   (result,) = training.compare(config, str(tmp_path), log=lambda line: None)
+  assert len(opened) == 1
   assert result["method"] == method and result["epochs"] == 1
   assert np.isfinite(result["train_loss"]) and result["accuracy"] > 0.3
   assert (tmp_path / method / "metrics.jsonl").exists()

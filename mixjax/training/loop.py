@@ -27,6 +27,7 @@ import ml_collections
 import numpy as np
 
 from mixjax.data import (
+    Source,
     Split,
     TrainInput,
     eval_dataset,
@@ -213,6 +214,7 @@ def train_and_evaluate(
     method: str | None = None,
     resume: bool = False,
     log: Callable[[str], None] = print,
+    source: Source | None = None,
 ) -> dict:
   """Trains one method and evaluates it on the whole test split.
 
@@ -224,6 +226,9 @@ def train_and_evaluate(
     resume: continue from the newest checkpoint in ``workdir``. Without it, a
       ``workdir`` that holds checkpoints is an error (nothing is overwritten).
     log: where progress lines go.
+    source: the dataset, already opened
+      (:func:`~mixjax.data.open_source` of ``config.dataset``, ``data_dir``,
+      ``image_size`` and ``seed``); default: opened here.
 
   With several processes (:mod:`mixjax.training.distributed`) every process
   calls this with the same config and ``workdir`` (a directory they all share:
@@ -263,8 +268,9 @@ def train_and_evaluate(
 
   if config.model not in list_models():
     raise ValueError(f"unknown model {config.model!r}; known models: {list_models()}.")
-  source = open_source(config.dataset, config.get("data_dir"),
-                       config.get("image_size", 224), config.seed)
+  if source is None:
+    source = open_source(config.dataset, config.get("data_dir"),
+                         config.get("image_size", 224), config.seed)
   # Unset (None) model options keep the model's defaults.
   model_kwargs = {k: v for k, v in (config.get("model_kwargs") or {}).items()
                   if v is not None}
@@ -497,12 +503,13 @@ def compare(
   traced on the dataset's image shape.
   """
   mixers = {name: mixer_from_config(config, name) for name in config.methods}
-  image_shape = open_source(config.dataset, config.get("data_dir"),
-                            config.get("image_size", 224), config.seed).image_shape
+  # Opened once for every method (an image folder is scanned, in-memory data read).
+  source = open_source(config.dataset, config.get("data_dir"),
+                       config.get("image_size", 224), config.seed)
   for name, mixer in mixers.items():
     check_mixer(mixer, manifold=name in MANIFOLD_METHODS)
-    check_draw(mixer, image_shape)
-  return [train_and_evaluate(config, os.path.join(workdir, name), name, resume, log)
+    check_draw(mixer, source.image_shape)
+  return [train_and_evaluate(config, os.path.join(workdir, name), name, resume, log, source)
           for name in config.methods]
 
 
