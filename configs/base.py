@@ -86,6 +86,9 @@ def get_config() -> ml_collections.ConfigDict:
   # layer from them; None keeps the model's default.
   c.mix_layers = ml_collections.config_dict.placeholder(tuple)
   c.label_smoothing = 0.0
+  # Symmetric label noise (the mixup paper's Table 2): this fraction of the training
+  # labels replaced by a uniformly drawn other class, from the seed; in-memory datasets.
+  c.label_noise = 0.0
   # The loss (mixjax.losses.LOSSES): "ce", soft-target cross-entropy (the Mixup and
   # CutMix code), or "softmax_bce", BCE of the softmax (the Manifold Mixup code).
   c.loss = "ce"

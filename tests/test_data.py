@@ -562,4 +562,5 @@ def test_batching_module_exports():
   assert set(data.__all__) == {
       "Dataset", "load_dataset", "train_batches", "eval_batches", "steps_per_epoch",
       "num_eval_batches", "random_crop_flip", "normalize", "ArraySplit", "Source", "Split",
-      "TrainInput", "eval_dataset", "open_source", "register_source", "train_dataset"}
+      "TrainInput", "eval_dataset", "open_source", "register_source", "train_dataset",
+      "flip_labels"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from mixjax.data.label_noise import flip_labels
 from mixjax.data.pipeline import ArraySplit, Split
 from mixjax.data.source import Dataset
 
@@ -72,7 +73,7 @@ def _open_imagefolder(data_dir: str | None, image_size: int, seed: int) -> Sourc
 
 
 def open_source(name: str, data_dir: str | None = None, image_size: int = 224,
-                seed: int = 0) -> Source:
+                seed: int = 0, label_noise: float = 0.0) -> Source:
   """Opens a dataset for the pipeline.
 
   * a registered source (``"imagefolder"``: ``data_dir/train/<class>/*.jpg`` and
@@ -83,15 +84,26 @@ def open_source(name: str, data_dir: str | None = None, image_size: int = 224,
     ``imagenette``, ...; ``tfds build NAME --file_format=array_record``): read with
     ``tfds.data_source``, without TensorFlow, then as an image folder;
   * anything else: :func:`load_dataset`'s whole splits in host memory (``digits``,
-    TFDS CIFAR prepared as TFRecord), at their own image size.
+    TFDS CIFAR prepared as TFRecord), at their own image size, with ``label_noise``
+    (a fraction of the training labels made wrong, drawn from ``seed``).
+
+  Raises:
+    ValueError: ``label_noise`` for a streamed source (only datasets read into memory
+      take it).
   """
-  if name in _SOURCES:
-    return _SOURCES[name](data_dir, image_size, seed)
-  if name != "digits":
+  streamed = name in _SOURCES
+  if not streamed and name != "digits":
     from mixjax.data import tfds_records
-    if tfds_records.is_array_record(name, data_dir):
-      return tfds_records.open_tfds_records(name, data_dir, image_size, seed)
-  return from_dataset(load_dataset(name, data_dir))
+    streamed = tfds_records.is_array_record(name, data_dir)
+  if streamed:
+    if label_noise:
+      raise ValueError(f"label_noise applies to datasets read into memory (digits, TFDS "
+                       f"CIFAR, ...), not to the streamed {name!r}; got {label_noise!r}.")
+    if name in _SOURCES:
+      return _SOURCES[name](data_dir, image_size, seed)
+    from mixjax.data import tfds_records
+    return tfds_records.open_tfds_records(name, data_dir, image_size, seed)
+  return from_dataset(load_dataset(name, data_dir, label_noise=label_noise, seed=seed))
 
 
 def load_dataset(
@@ -99,6 +111,8 @@ def load_dataset(
     data_dir: str | None = None,
     train_split: str = "train",
     test_split: str = "test",
+    label_noise: float = 0.0,
+    seed: int = 0,
 ) -> Dataset:
   """Loads a whole image-classification dataset into host memory.
 
@@ -119,6 +133,10 @@ def load_dataset(
     train_split: TFDS split string (slicing such as ``"train[:90%]"`` works);
       for digits, ``"train"`` or ``"test"``.
     test_split: likewise.
+    label_noise: the fraction ``p`` of training labels replaced by a uniformly drawn
+      other class (:func:`mixjax.data.label_noise.flip_labels`: exactly
+      ``round(p·N)`` of them, recorded in ``train_flipped``); test labels stay clean.
+    seed: the label noise's draw.
 
   Returns:
     The :class:`Dataset`.
@@ -134,6 +152,11 @@ def load_dataset(
     raise ValueError(f"name must be a non-empty dataset name, got {name!r}.")
   if name == "digits":
     from mixjax.data import digits
-    return digits.load_digits(train_split, test_split)
-  from mixjax.data import tfds_source
-  return tfds_source.load_tfds(name, data_dir, train_split, test_split)
+    ds = digits.load_digits(train_split, test_split)
+  else:
+    from mixjax.data import tfds_source
+    ds = tfds_source.load_tfds(name, data_dir, train_split, test_split)
+  noisy, flipped = flip_labels(ds.train_labels, ds.num_classes, label_noise, seed)
+  if not flipped.any():
+    return ds
+  return dataclasses.replace(ds, train_labels=noisy, train_flipped=flipped)

@@ -32,6 +32,8 @@ class Dataset:
     mean: per-channel mean ``μ_c`` of the train images, 0..255 scale.
     std: per-channel standard deviation ``σ_c`` of the train images, 0..255
       scale (population, ``ddof=0``); see :func:`channel_stats`.
+    train_flipped: bool ``[N]``, the training examples whose label was replaced by
+      label noise (:func:`mixjax.data.label_noise.flip_labels`); ``None`` without.
   """
   name: str
   train_images: np.ndarray
@@ -41,6 +43,7 @@ class Dataset:
   num_classes: int
   mean: tuple[float, ...]
   std: tuple[float, ...]
+  train_flipped: np.ndarray | None = None
 
   def __post_init__(self):
     for split in ("train", "test"):

@@ -208,6 +208,12 @@ class _DeviceFeed:
     return per_sec, self.wait / max(seconds, 1e-9)
 
 
+def _open_source(config: ml_collections.ConfigDict):
+  """The config's dataset (its ``label_noise`` drawn from its ``seed``)."""
+  return open_source(config.dataset, config.get("data_dir"), config.get("image_size", 224),
+                     config.seed, label_noise=config.get("label_noise", 0.0))
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str,
@@ -228,7 +234,7 @@ def train_and_evaluate(
     log: where progress lines go.
     source: the dataset, already opened
       (:func:`~mixjax.data.open_source` of ``config.dataset``, ``data_dir``,
-      ``image_size`` and ``seed``); default: opened here.
+      ``image_size``, ``seed`` and ``label_noise``); default: opened here.
 
   With several processes (:mod:`mixjax.training.distributed`) every process
   calls this with the same config and ``workdir`` (a directory they all share:
@@ -269,8 +275,7 @@ def train_and_evaluate(
   if config.model not in list_models():
     raise ValueError(f"unknown model {config.model!r}; known models: {list_models()}.")
   if source is None:
-    source = open_source(config.dataset, config.get("data_dir"),
-                         config.get("image_size", 224), config.seed)
+    source = _open_source(config)
   # Unset (None) model options keep the model's defaults.
   model_kwargs = {k: v for k, v in (config.get("model_kwargs") or {}).items()
                   if v is not None}
@@ -504,8 +509,7 @@ def compare(
   """
   mixers = {name: mixer_from_config(config, name) for name in config.methods}
   # Opened once for every method (an image folder is scanned, in-memory data read).
-  source = open_source(config.dataset, config.get("data_dir"),
-                       config.get("image_size", 224), config.seed)
+  source = _open_source(config)
   for name, mixer in mixers.items():
     check_mixer(mixer, manifold=name in MANIFOLD_METHODS)
     check_draw(mixer, source.image_shape)
