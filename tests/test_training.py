@@ -201,7 +201,7 @@ def _final_params(workdir):
   return step, state
 
 
-SIGKILL_EPOCHS = 3  # Killed once a checkpoint at step >= 20 is complete: mid-epoch 1 or 2.
+SIGKILL_EPOCHS = 2  # Killed once a checkpoint at step >= 10 is complete: mid-epoch 1 or 2.
 
 
 def _train_cmd(workdir, *extra):
@@ -224,7 +224,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
   deadline = time.time() + 120
   while time.time() < deadline:
     done = [p for p in (ckpt_dir.iterdir() if ckpt_dir.exists() else []) if p.name.isdigit()]
-    if any(int(p.name) >= 20 for p in done):
+    if any(int(p.name) >= 10 for p in done):
       break
     time.sleep(0.05)
   proc.send_signal(signal.SIGKILL)
