@@ -290,8 +290,8 @@ def test_mask_methods_train_on_digits_from_config_methods(tmp_path, method, monk
   is opened once (an image folder's scan is not repeated per method)."""
   from mixjax.training import loop
   opened = []
-  monkeypatch.setattr(loop, "open_source",
-                      lambda *a, _open=loop.open_source: opened.append(a) or _open(*a))
+  monkeypatch.setattr(loop, "open_source", lambda *a, _open=loop.open_source, **k:
+                      opened.append(a) or _open(*a, **k))
   config = _config(methods=(method,), num_epochs=1, eval_every_epochs=100)
   (result,) = training.compare(config, str(tmp_path), log=lambda line: None)
   assert len(opened) == 1
