@@ -12,10 +12,9 @@ warm-up epochs, weight decay 1e-4, 90 epochs, bfloat16 compute.
   python train.py --config=configs/imagefolder.py --config.data_dir=DATA \
     --config.methods="('erm','cutmix')" --config.data_threads=16 --workdir=runs/in1k
 
-The network is the config's ``model``: mixjax's networks are CIFAR-sized (PreActResNet-18
-keeps the full resolution through its stem), so at 224 px they cost far more than an
-ImageNet ResNet-18; ``--config.image_size=128`` (or 112) trains them at a fraction of it.
-Every host core decodes about 500 images/s (benchmarks/README.md, section 7), so set
+The network is torchvision's ResNet-50 (``--config.model=resnet18`` for the smaller one;
+the CIFAR networks keep the full resolution through their stems, so at 224 px they cost
+far more). Every host core decodes about 500 images/s (benchmarks/README.md, section 7), so set
 ``data_threads`` to the cores a host can spare for its accelerators.
 """
 
@@ -28,7 +27,7 @@ def get_config():
   c.image_size = 224
   c.padding = 0         # The random-resized crop replaces CIFAR's pad-and-crop.
   c.flip = True
-  c.model = "preact_resnet18"
+  c.model = "resnet50"
   c.dtype = "bfloat16"
   c.methods = ("erm",)
   c.num_epochs = 90

@@ -316,9 +316,10 @@ def test_unknown_init(name):
 
 def test_unknown_model_name():
   with pytest.raises(ValueError, match="preact_resnet18.*wide_resnet28_10.*mlp"):
-    models.get_model("resnet50", 10)
+    models.get_model("resnet101", 10)
   assert set(models.list_models()) == {
-      "preact_resnet18", "preact_resnet34", "wide_resnet28_10", "small_cnn", "mlp"}
+      "preact_resnet18", "preact_resnet34", "wide_resnet28_10", "resnet18", "resnet50",
+      "small_cnn", "mlp"}
 
 
 def test_invalid_wrn_depth():

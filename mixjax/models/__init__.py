@@ -16,15 +16,27 @@ from mixjax.models.preact_resnet import (
     preact_resnet34,
 )
 from mixjax.models.registry import MODELS, get_model, list_models
+from mixjax.models.resnet import (
+    RESNET_BLOCKS,
+    BasicBlock,
+    Bottleneck,
+    ResNet,
+    resnet18,
+    resnet50,
+)
 from mixjax.models.small import MLP, SmallCNN, mlp, small_cnn
 from mixjax.models.wide_resnet import WRN_VARIANTS, WideBasic, WideResNet, wide_resnet28_10
 
 __all__ = [
+    "BasicBlock",
+    "Bottleneck",
     "INITS",
     "MLP",
     "MODELS",
     "PREACT_VARIANTS",
+    "RESNET_BLOCKS",
     "PreActResNet",
+    "ResNet",
     "SmallCNN",
     "WRN_VARIANTS",
     "WideBasic",
@@ -34,6 +46,8 @@ __all__ = [
     "mlp",
     "preact_resnet18",
     "preact_resnet34",
+    "resnet18",
+    "resnet50",
     "small_cnn",
     "wide_resnet28_10",
 ]

@@ -1,7 +1,8 @@
 """Models by name: :func:`get_model`.
 
-Trainable parameters for 10 classes, per ``variant=`` (``*`` = the default;
-each module's doc cites the reference file and lines):
+Trainable parameters for 10 classes unless stated (1,000 for the ImageNet
+ResNets), per ``variant=`` (``*`` = the default; each module's doc cites the
+reference file and lines):
 
 ====================  ================  ===============================================  ==========
 name                  variant           reference                                        params
@@ -12,12 +13,15 @@ name                  variant           reference                               
 ``preact_resnet34``   mixup_cifar10     mixup-cifar10 ResNet(PreActBlock, [3,4,6,3])     21,279,434
 ``wide_resnet28_10``  manifold_mixup *  manifold_mixup supervised/models/wide_resnet.py  36,489,290
 ``wide_resnet28_10``  xternalz          xternalz/WideResNet-pytorch wideresnet.py        36,479,194
+``resnet18``          —                 torchvision models/resnet.py, 1,000 classes      11,689,512
+``resnet50``          —                 torchvision models/resnet.py, 1,000 classes      25,557,032
 ``small_cnn``         —                 2 conv stages, for quick runs                    19,562 C=1
 ``mlp``               —                 optional linear bottleneck                       depends
 ====================  ================  ===============================================  ==========
 
 The ResNets also take ``init="he"`` (default) or ``init="pytorch"`` (the
-reference's own initialisation; see each module's doc).
+reference's own initialisation; see each module's doc). ``resnet18`` and
+``resnet50`` also take ``zero_init_residual=True`` (torchvision's option).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 import flax.linen as nn
 
 from mixjax.models.preact_resnet import preact_resnet18, preact_resnet34
+from mixjax.models.resnet import resnet18, resnet50
 from mixjax.models.small import mlp, small_cnn
 from mixjax.models.wide_resnet import wide_resnet28_10
 
@@ -37,6 +42,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "preact_resnet18": preact_resnet18,
     "preact_resnet34": preact_resnet34,
     "wide_resnet28_10": wide_resnet28_10,
+    "resnet18": resnet18,
+    "resnet50": resnet50,
     "small_cnn": small_cnn,
     "mlp": mlp,
 }
@@ -52,12 +59,13 @@ def get_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
 
   Args:
     name: one of :func:`list_models`: ``"preact_resnet18"``,
-      ``"preact_resnet34"``, ``"wide_resnet28_10"``, ``"small_cnn"``, ``"mlp"``.
+      ``"preact_resnet34"``, ``"wide_resnet28_10"``, ``"resnet18"``,
+      ``"resnet50"``, ``"small_cnn"``, ``"mlp"``.
     num_classes: number of output logits.
     **kwargs: further attributes of the model (``variant``, ``init``,
-      ``mix_layers``, ``dtype``, ``axis_name``, ``final_norm``, ``features``,
-      ...); an unknown ``variant`` or ``init`` raises ``ValueError`` listing the
-      known ones.
+      ``mix_layers``, ``dtype``, ``axis_name``, ``final_norm``,
+      ``zero_init_residual``, ``features``, ...); an unknown ``variant`` or
+      ``init`` raises ``ValueError`` listing the known ones.
 
   Returns:
     The (unbound) Flax module; ``model.mix_layers`` is what to pass to
