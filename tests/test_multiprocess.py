@@ -191,18 +191,9 @@ def test_a_missing_coordinator_is_an_error_in_bounded_time(tmp_path):
   assert result.seconds < 60
 
 
-# (A config error that is not about processes, e.g. a batch size the devices do not divide,
-# is refused by the same check before the run: test_training.test_bad_config_raises.)
-@pytest.mark.parametrize("extra, message", [
-    (["--config.parallel=pmap"], "with 2 processes use backend='shard_map'"),
-])
-def test_bad_setups_fail_on_every_process_before_training(tmp_path, extra, message):
-  results = Run(_args(tmp_path, "--config.methods=('erm',)", *extra), 2, 2).wait(180)
-  for r in results:
-    assert r.returncode == 1 and message in r.stderr, r.stderr[-2000:]
-  assert not os.path.exists(tmp_path / "erm" / "metrics.jsonl")
-
-
+# Config errors are refused before anything trains, on every process alike: a workdir that is
+# not shared below; pmap with several processes (test_training, in one process with a
+# patched process count) and a batch the devices do not divide (test_bad_config_raises).
 def test_a_workdir_that_is_not_shared_is_detected(tmp_path):
   port = free_port()
   runs = [Run(_args(tmp_path / f"host{i}", "--config.methods=('erm',)"), 2, 2, port=port,

@@ -48,6 +48,14 @@ def test_shard_map_and_pmap_give_the_same_result(method):
   assert_trees_close_in_ulps(params["shard_map"], params["pmap"], STEP_ULPS)
 
 
+def test_pmap_is_refused_with_several_processes(monkeypatch):
+  """jax.pmap maps over one process's devices: with 2 processes the trainer refuses it
+  (before any step compiles) and names shard_map."""
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  with pytest.raises(ValueError, match="with 2 processes use backend='shard_map'"):
+    training.DataParallel(lambda *a: a, lambda *a: a, backend="pmap")
+
+
 def test_manifold_step_compiles_once_for_every_layer():
   ds, model, state, augment = digits_setup()
   mixer = training.mixer_from_config(digits.get_config(), "manifold_mixup")
