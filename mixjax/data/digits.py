@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mixjax.data.source import Dataset, channel_stats
+from mixjax.data.source import Dataset, stratified_dataset
 
 NUM_TEST = 360
 SPLIT_SEED = 0
-SPLITS = ("train", "test")
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -44,22 +43,6 @@ def load_digits(train_split: str = "train", test_split: str = "test") -> Dataset
   Returns:
     The dataset, ``mean``/``std`` from the train split.
   """
-  for arg, split in (("train_split", train_split), ("test_split", test_split)):
-    if split not in SPLITS:
-      raise ValueError(
-          f"digits has splits {SPLITS}; {arg} must be one of them, got "
-          f"{split!r}.")
-  from sklearn.model_selection import train_test_split
   images, labels = digits_arrays()
-  index = np.arange(labels.shape[0])
-  train_index, test_index = train_test_split(
-      index, test_size=NUM_TEST, random_state=SPLIT_SEED, stratify=labels)
-  # Keep the original order within each split.
-  chosen = {"train": np.sort(train_index), "test": np.sort(test_index)}
-  train, test = chosen[train_split], chosen[test_split]
-  mean, std = channel_stats(images[train])
-  return Dataset(
-      name="digits",
-      train_images=images[train], train_labels=labels[train],
-      test_images=images[test], test_labels=labels[test],
-      num_classes=10, mean=mean, std=std)
+  return stratified_dataset("digits", images, labels, 10, NUM_TEST, SPLIT_SEED,
+                            train_split, test_split)

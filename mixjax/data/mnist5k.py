@@ -17,11 +17,10 @@ import importlib.resources
 
 import numpy as np
 
-from mixjax.data.source import Dataset, channel_stats
+from mixjax.data.source import Dataset, stratified_dataset
 
 NUM_TEST = 1000
 SPLIT_SEED = 0
-SPLITS = ("train", "test")
 SIDE = 28
 
 
@@ -51,18 +50,6 @@ def load_mnist5k(train_split: str = "train", test_split: str = "test") -> Datase
   Returns:
     The dataset, ``mean``/``std`` from the train split.
   """
-  for arg, split in (("train_split", train_split), ("test_split", test_split)):
-    if split not in SPLITS:
-      raise ValueError(f"mnist5k has splits {SPLITS}; {arg} must be one of them, got "
-                       f"{split!r}.")
-  from sklearn.model_selection import train_test_split
   images, labels = mnist5k_arrays()
-  train_index, test_index = train_test_split(
-      np.arange(labels.shape[0]), test_size=NUM_TEST, random_state=SPLIT_SEED,
-      stratify=labels)
-  chosen = {"train": np.sort(train_index), "test": np.sort(test_index)}
-  train, test = chosen[train_split], chosen[test_split]
-  mean, std = channel_stats(images[train])
-  return Dataset(name="mnist5k", train_images=images[train], train_labels=labels[train],
-                 test_images=images[test], test_labels=labels[test], num_classes=10,
-                 mean=mean, std=std)
+  return stratified_dataset("mnist5k", images, labels, 10, NUM_TEST, SPLIT_SEED,
+                            train_split, test_split)

@@ -125,3 +125,40 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, .
   mean = counts @ values / total
   var = (counts * (values[None, :] - mean[:, None]) ** 2).sum(axis=1) / total
   return tuple(float(m) for m in mean), tuple(float(s) for s in np.sqrt(var))
+
+
+def stratified_dataset(name: str, images: np.ndarray, labels: np.ndarray, num_classes: int,
+                       num_test: int, split_seed: int, train_split: str = "train",
+                       test_split: str = "test") -> Dataset:
+  """A :class:`Dataset` of a packaged dataset's fixed, stratified train/test split.
+
+  The split is ``sklearn.model_selection.train_test_split(test_size=num_test,
+  random_state=split_seed, stratify=labels)``, the original order kept within each
+  split, so it is the same on every machine; ``mean``/``std`` come from the split
+  used for training.
+
+  Args:
+    name: the dataset's name (``"digits"``, ``"mnist5k"``).
+    images: uint8 ``[N, H, W, C]``, all examples.
+    labels: int32 ``[N]``.
+    num_classes: ``K``.
+    num_test: examples in the test split.
+    split_seed: the split's ``random_state``.
+    train_split: ``"train"`` or ``"test"``: the split returned for training.
+    test_split: likewise, for evaluation.
+  """
+  splits = ("train", "test")
+  for arg, split in (("train_split", train_split), ("test_split", test_split)):
+    if split not in splits:
+      raise ValueError(f"{name} has splits {splits}; {arg} must be one of them, got "
+                       f"{split!r}.")
+  from sklearn.model_selection import train_test_split
+  train_index, test_index = train_test_split(
+      np.arange(labels.shape[0]), test_size=num_test, random_state=split_seed,
+      stratify=labels)
+  chosen = {"train": np.sort(train_index), "test": np.sort(test_index)}
+  train, test = chosen[train_split], chosen[test_split]
+  mean, std = channel_stats(images[train])
+  return Dataset(name=name, train_images=images[train], train_labels=labels[train],
+                 test_images=images[test], test_labels=labels[test],
+                 num_classes=num_classes, mean=mean, std=std)
