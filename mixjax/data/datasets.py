@@ -166,7 +166,8 @@ def load_dataset(
   else:
     from mixjax.data import tfds_source
     ds = tfds_source.load_tfds(name, data_dir, train_split, test_split)
-  noisy, flipped = flip_labels(ds.train_labels, ds.num_classes, label_noise, seed)
-  if not flipped.any():
+  if label_noise is None or (not isinstance(label_noise, str) and label_noise == 0):
     return ds
-  return dataclasses.replace(ds, train_labels=noisy, train_flipped=flipped)
+  noisy, flipped = flip_labels(ds.train_labels, ds.num_classes, label_noise, seed)
+  return dataclasses.replace(ds, train_labels=noisy,
+                             train_flipped=flipped if flipped.any() else None)
