@@ -15,6 +15,7 @@ import scipy.stats
 
 import mixjax
 from mixjax import models
+from tests.model_variables import numpy_variables
 from tests.tolerances import F32_EPS, NETWORK_ULPS, assert_close_in_ulps, differ_beyond_rounding
 
 LAM = 0.3
@@ -28,31 +29,6 @@ def _num_params(model: nn.Module, shape: tuple[int, ...]) -> int:
   variables = jax.eval_shape(model.init, jax.random.key(0),
                              jax.ShapeDtypeStruct(shape, jnp.float32))
   return sum(math.prod(v.shape) for v in jax.tree.leaves(variables["params"]))
-
-
-def _init(model: nn.Module, x: chex.Array) -> dict:
-  """Variables for ``model`` without running ``model.init``'s random numbers.
-
-  Initialisers compile slowly on CPU (several seconds for a ResNet), so the
-  forward tests fill the structure from ``eval_shape`` with NumPy: He-scaled
-  normal kernels, unit scales, zero biases, fresh BatchNorm statistics. The real
-  ``init`` is exercised by the counts (under ``eval_shape``) and the small models.
-  """
-  shapes = jax.eval_shape(model.init, jax.random.key(0), x)
-  rng = np.random.default_rng(0)
-
-  def fill(path, leaf):  # Made in NumPy and transferred: no eager programs.
-    name = path[-1].key
-    if name == "kernel":
-      fan_in = math.prod(leaf.shape[:-1])
-      value = rng.standard_normal(leaf.shape) * math.sqrt(2 / fan_in)
-    elif name in ("scale", "var"):
-      value = np.ones(leaf.shape)
-    else:
-      value = np.zeros(leaf.shape)
-    return jnp.asarray(value.astype(leaf.dtype))
-
-  return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
 def _plan(layer: int, batch: int) -> mixjax.MixPlan:
@@ -122,7 +98,7 @@ def case(request):
   make, shape = FORWARD_CASES[request.param]
   model = make()
   x = _normal(shape)
-  variables = _init(model, x)
+  variables = numpy_variables(model, x)
   traces = []
 
   @functools.partial(jax.jit, static_argnames="train")
@@ -406,7 +382,7 @@ def test_input_plan_equals_mixing_first(case):
 def test_retrace_with_sample_plan():
   model = models.get_model("mlp", 3, features=(8, 8))
   x = _normal((4, 2))
-  variables = _init(model, x)
+  variables = numpy_variables(model, x)
   forward = jax.jit(model.apply)
   layers = set()
   for seed in range(12):
@@ -420,7 +396,7 @@ def test_retrace_with_sample_plan():
 def test_layers_outside_mix_layers_never_mix():
   model = models.get_model("small_cnn", 10, features=(4, 4), mix_layers=(0, 2))
   x = _normal((4, 8, 8, 1))
-  variables = _init(model, x)
+  variables = numpy_variables(model, x)
   apply = jax.jit(model.apply)
   plain = apply(variables, x, _plan(-1, 4))
   np.testing.assert_array_equal(apply(variables, x, _plan(1, 4)), plain)
@@ -430,7 +406,7 @@ def test_layers_outside_mix_layers_never_mix():
 def test_cutmix_plan_at_input():
   model = models.get_model("small_cnn", 10, features=(4,))
   x = _normal((4, 8, 8, 1))
-  variables = _init(model, x)
+  variables = numpy_variables(model, x)
   apply = jax.jit(model.apply)
   params = _sample_cutmix(jax.random.key(2), 4, (8, 8))
   cut = mixjax.MixPlan.at_input(params)
@@ -447,7 +423,7 @@ def test_cutmix_plan_at_input():
 def test_mlp_bottleneck_hidden_for_plotting():
   model = models.get_model("mlp", 2, features=(8, 8), bottleneck=2)
   x = _normal((5, 2))
-  variables = _init(model, x)
+  variables = numpy_variables(model, x)
   # One program returns the hidden layers and Flax's captured intermediates.
   (logits, hidden), state = jax.jit(functools.partial(
       model.apply, return_hidden=True, capture_intermediates=True,
@@ -471,7 +447,7 @@ def test_mlp_bottleneck_hidden_for_plotting():
 def test_bfloat16_forward():
   model = models.get_model("small_cnn", 10, features=(4, 4), dtype=jnp.bfloat16)
   x = _normal((4, 8, 8, 1))
-  variables = _init(model, x)
+  variables = numpy_variables(model, x)
   assert {v.dtype for v in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
   apply = jax.jit(functools.partial(model.apply, train=True, return_hidden=True,
                                     mutable="batch_stats"))
@@ -485,7 +461,7 @@ def test_cross_device_batch_norm_axis_name():
   x = _normal((2, 4, 8, 8, 1))
   model = models.get_model("small_cnn", 10, features=(4,), axis_name="batch")
   local = models.get_model("small_cnn", 10, features=(4,))
-  variables = _init(local, x[0])
+  variables = numpy_variables(local, x[0])
 
   def stats(model, x):
     return model.apply(variables, x, train=True, mutable="batch_stats")[1]
@@ -575,7 +551,7 @@ def test_preact_block_identity_shortcut(preact_identity):
   """
   block = models._common.PreActBlock(4, preact_identity=preact_identity)
   x = _normal((2, 4, 4, 4))
-  variables = _zero_convs(_init(block, x), ("conv1", "conv2"))
+  variables = _zero_convs(numpy_variables(block, x), ("conv1", "conv2"))
   out, inner = _captured(block)(variables, x)
   expected = np.maximum(inner["bn1"], 0) if preact_identity else x
   np.testing.assert_array_equal(out, expected)
@@ -603,7 +579,7 @@ def test_wrn_block_structure(variant):
   else:
     block = models._common.PreActBlock(4, stride=2)
   x = _normal((2, 8, 8, 4))
-  variables = _init(block, x)
+  variables = numpy_variables(block, x)
   biases = {name for name, p in variables["params"].items()
             if not name.startswith("bn") and "bias" in p}
   captured = _captured(block)  # One program for both sets of weights.
@@ -634,7 +610,7 @@ def _wrn_train_step(variant: str):
   model = models.WideResNet(depth=10, widen_factor=1, num_classes=3, dropout_rate=0.3,
                             variant=variant)
   x = _normal((4, 8, 8, 3))
-  variables = _init(model, x)
+  variables = numpy_variables(model, x)
 
   @jax.jit
   def step(key):

@@ -13,7 +13,6 @@ import functools
 import math
 
 import chex
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,6 +21,7 @@ import scipy.stats
 
 import mixjax
 from mixjax import models
+from tests.model_variables import numpy_variables
 from tests.tolerances import F32_EPS, assert_close_in_ulps, differ_beyond_rounding
 
 # A blend λ·a + (1 − λ)·b in float32 rounds 1 − λ, each product and the sum: at most
@@ -352,25 +352,6 @@ def test_initial_parameter_distributions():
 _sample_plan = jax.jit(mixjax.sample_plan, static_argnums=(1, 2))
 
 
-def _init(model: nn.Module, x: chex.Array) -> dict:
-  """Variables without compiling ``model.init`` (as tests/test_models.py): He-scaled
-  normal kernels, unit scales, zero biases, fresh statistics, made in NumPy."""
-  shapes = jax.eval_shape(model.init, jax.random.key(0), x)
-  rng = np.random.default_rng(0)
-
-  def fill(path, leaf):
-    name = path[-1].key
-    if name == "kernel":
-      value = rng.standard_normal(leaf.shape) * math.sqrt(2 / math.prod(leaf.shape[:-1]))
-    elif name in ("scale", "var"):
-      value = np.ones(leaf.shape)
-    else:
-      value = np.zeros(leaf.shape)
-    return jnp.asarray(value.astype(leaf.dtype))
-
-  return jax.tree_util.tree_map_with_path(fill, shapes)
-
-
 @pytest.fixture(scope="module")
 def resnet18_case():
   """(model, variables, x, apply, traces, plans): ResNet-18 mixing at all 5 layers.
@@ -380,7 +361,7 @@ def resnet18_case():
   """
   model = models.resnet18(10, mix_layers=(0, 1, 2, 3, 4))
   x = jnp.asarray(np.random.default_rng(1).standard_normal((4, 32, 32, 3)).astype(np.float32))
-  variables = _init(model, x)
+  variables = numpy_variables(model, x)
   traces = []
 
   @jax.jit
