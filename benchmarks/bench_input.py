@@ -224,6 +224,15 @@ def child(args) -> dict:
           "warmup_seconds": warmup, "images": images}
 
 
+def _run_child(name: str, *args: str) -> dict:
+  """Runs this script with ``--child ARGS`` in a fresh process: the JSON it prints last."""
+  proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", *args],
+                        capture_output=True, text=True, cwd=_common.HERE)
+  if proc.returncode:
+    raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--images", type=int, default=512)
@@ -254,26 +263,17 @@ def main():
     sizes = [os.path.getsize(os.path.join(d, f))
              for d, _, fs in os.walk(os.path.join(data_dir, "train")) for f in fs]
     load = _common.wait_for_quiet(args.wait_load)
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--pipeline",
-                           "parts", "--cores", "1", "--data-dir", data_dir],
-                          capture_output=True, text=True, cwd=_common.HERE)
-    if proc.returncode:
-      raise RuntimeError(f"parts failed:\n{proc.stderr[-3000:]}")
-    where = json.loads(proc.stdout.strip().splitlines()[-1])
+    where = _run_child("parts", "--pipeline", "parts", "--cores", "1", "--data-dir", data_dir)
     print(f"  one core, per image: Pillow decode {where['decode_ms']:.2f} ms, antialiased "
           f"resize {where['resize_ms']:.2f} ms, decode_crop {where['decode_crop_ms']:.2f} ms",
           file=sys.stderr, flush=True)
     rows = {}
     for _ in range(args.rounds):
       for name, pipeline, cores, workers, threads in configs:
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", "--pipeline", pipeline,
-               "--cores", str(cores), "--workers", str(workers), "--threads", str(threads),
-               "--data-dir", data_dir, "--batches", str(args.batches),
-               "--warmup", str(args.warmup)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=_common.HERE)
-        if proc.returncode:
-          raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
-        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        row = _run_child(name, "--pipeline", pipeline, "--cores", str(cores),
+                         "--workers", str(workers), "--threads", str(threads),
+                         "--data-dir", data_dir, "--batches", str(args.batches),
+                         "--warmup", str(args.warmup))
         print(f"  {name:30s} {row['images_per_sec']:7.0f} img/s  "
               f"{row['per_core']:6.0f} /core  {row['cpu_ms_per_image']:5.2f} CPU ms/img",
               file=sys.stderr, flush=True)
