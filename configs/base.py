@@ -93,14 +93,33 @@ def get_config() -> ml_collections.ConfigDict:
   # The loss (mixjax.losses.LOSSES): "ce", soft-target cross-entropy (the Mixup and
   # CutMix code), or "softmax_bce", BCE of the softmax (the Manifold Mixup code).
   c.loss = "ce"
-  # Optimisation: SGD, Nesterov momentum 0.9, L2 weight decay (PyTorch-style).
+  # timm's mixup_off_epoch: from this epoch (counted from 0) on, no mixing (labels keep
+  # their smoothing); None: mix to the end.
+  c.mixup_off_epoch = ml_collections.config_dict.placeholder(int)
+  # Optimisation (mixjax.training.OPTIMIZERS): "sgd" (momentum, nesterov; weight decay
+  # added to the gradient, PyTorch-style), "adamw" or "lamb" (decoupled weight decay;
+  # b1, b2, eps: None keeps each optimiser's default).
+  c.optimizer = "sgd"
   c.num_epochs = 200
-  c.batch_size = 128
+  c.batch_size = 128     # The global batch of one update (of all its micro-batches).
   c.eval_batch_size = 500
   c.learning_rate = 0.1
   c.momentum = 0.9
   c.nesterov = True
+  c.b1 = ml_collections.config_dict.placeholder(float)
+  c.b2 = ml_collections.config_dict.placeholder(float)
+  c.eps = ml_collections.config_dict.placeholder(float)
   c.weight_decay = 1e-4
+  # "all" parameters (the CIFAR and CutMix code), or "timm": none on biases, norms,
+  # position embeddings and class tokens (DeiT).
+  c.weight_decay_mask = "all"
+  c.clip_grad_norm = ml_collections.config_dict.placeholder(float)  # None: no clipping.
+  # Gradient accumulation: each update averages the gradients of this many micro-batches
+  # of batch_size / grad_accum_steps (fewer devices, the recipe's global batch).
+  c.grad_accum_steps = 1
+  # An exponential moving average of the parameters and BatchNorm statistics (timm's
+  # ModelEma; DeiT: 0.99996), evaluated (test_ema_*) and checkpointed; None: none.
+  c.ema_decay = ml_collections.config_dict.placeholder(float)
   c.schedule = "step"    # "step", "cosine" or "constant".
   c.milestones = (100, 150)
   c.gamma = 0.1

@@ -34,6 +34,8 @@ class Source:
     image_shape: ``(H, W, C)`` of every batch row.
     mean: per-channel mean used to normalise, 0..255 scale.
     std: per-channel standard deviation, 0..255 scale.
+    train_flipped: with label noise, the training examples whose label was made wrong,
+      with those wrong labels (what a model that memorises them predicts); else None.
   """
   name: str
   train: Split
@@ -42,13 +44,17 @@ class Source:
   image_shape: tuple[int, int, int]
   mean: tuple[float, ...]
   std: tuple[float, ...]
+  train_flipped: Split | None = None
 
 
 def from_dataset(ds: Dataset) -> Source:
   """A :class:`Source` over an in-memory :class:`~mixjax.data.source.Dataset`."""
+  flipped = None
+  if ds.train_flipped is not None:
+    flipped = ArraySplit(ds.train_images[ds.train_flipped], ds.train_labels[ds.train_flipped])
   return Source(ds.name, ArraySplit(ds.train_images, ds.train_labels),
                 ArraySplit(ds.test_images, ds.test_labels), ds.num_classes,
-                ds.image_shape, tuple(ds.mean), tuple(ds.std))
+                ds.image_shape, tuple(ds.mean), tuple(ds.std), flipped)
 
 
 # Datasets that ship inside a package, read whole into memory: name -> (module, loader),

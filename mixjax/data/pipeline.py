@@ -71,12 +71,18 @@ class ArraySplit:
 
 
 class _TrainBatch:
-  """Element ``k`` of the run: step ``k``'s rows ``rows`` (picklable for Grain's workers)."""
+  """Element ``k`` of the run: step ``k``'s rows ``rows`` (picklable for Grain's workers).
 
-  def __init__(self, split: Split, batch_size: int, seed: int, rows: slice):
-    self.split, self.batch_size, self.seed = split, batch_size, seed
-    self.rows = np.arange(batch_size)[rows]
-    self.steps = len(split) // batch_size
+  With ``micro_batches = m``, element ``k`` is micro-batch ``k mod m`` of global batch
+  ``k // m``: its ``B/m`` consecutive examples, of which this process reads ``rows``.
+  """
+
+  def __init__(self, split: Split, batch_size: int, seed: int, rows: slice,
+               micro_batches: int = 1):
+    self.split, self.seed = split, seed
+    self.micro = batch_size // micro_batches
+    self.rows = np.arange(self.micro)[rows]
+    self.steps = len(split) // batch_size * micro_batches
 
   @functools.lru_cache(maxsize=2)  # noqa: B019  (one epoch's order, reused by its steps)
   def order(self, epoch: int) -> np.ndarray:
@@ -84,7 +90,7 @@ class _TrainBatch:
 
   def __call__(self, k: int) -> dict[str, np.ndarray]:
     epoch, step = divmod(int(k), self.steps)
-    indices = self.order(epoch)[step * self.batch_size + self.rows]
+    indices = self.order(epoch)[step * self.micro + self.rows]
     start = time.perf_counter()
     image, label = self.split.load(indices, epoch)
     return {"image": image, "label": label.astype(np.int32),
@@ -107,16 +113,20 @@ class _EvalBatch:
 
 
 def train_dataset(split: Split, batch_size: int, seed: int, num_epochs: int,
-                  rows: slice = slice(None)) -> grain.MapDataset:
+                  rows: slice = slice(None), micro_batches: int = 1) -> grain.MapDataset:
   """The run's training batches, one element per step (see the module docstring).
 
   Args:
     split: the training split.
     batch_size: the global batch ``B``, ``1 ≤ B ≤ N``.
     seed: the run's seed (order and host randomness).
-    num_epochs: epochs in the run; the dataset has ``num_epochs · ⌊N / B⌋`` elements.
-    rows: this process's rows of every global batch
-      (:func:`mixjax.training.distributed.process_slice`).
+    num_epochs: epochs in the run; the dataset has ``num_epochs · ⌊N / B⌋ · m``
+      elements.
+    rows: this process's rows of every global batch (of every micro-batch with
+      ``micro_batches``; :func:`mixjax.training.distributed.process_slice`).
+    micro_batches: ``m`` dividing ``B``: each global batch comes as ``m`` consecutive
+      elements of ``B/m`` examples (gradient accumulation), together exactly the
+      examples of the global batch of ``B``.
   """
   batch_size = _check_int(batch_size, "batch_size", 1)
   if batch_size > len(split):
@@ -124,7 +134,11 @@ def train_dataset(split: Split, batch_size: int, seed: int, num_epochs: int,
                      f"({len(split)}), got {batch_size}.")
   _check_int(seed, "seed", 0)
   num_epochs = _check_int(num_epochs, "num_epochs", 0)
-  load = _TrainBatch(split, batch_size, seed, rows)
+  micro_batches = _check_int(micro_batches, "grad_accum_steps", 1)
+  if batch_size % micro_batches:
+    raise ValueError(f"batch_size ({batch_size}) must be divisible by grad_accum_steps "
+                     f"({micro_batches}), the micro-batches it is accumulated over.")
+  load = _TrainBatch(split, batch_size, seed, rows, micro_batches)
   return grain.MapDataset.range(num_epochs * load.steps).map(load)
 
 

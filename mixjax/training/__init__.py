@@ -22,12 +22,18 @@ from mixjax.training.methods import (
     mixer_from_config,
 )
 from mixjax.training.metrics import eval_sums, expected_calibration_error, summarize
+from mixjax.training.optimizers import (
+    OPTIMIZERS,
+    decay_mask,
+    make_optimizer,
+    optimizer_from_config,
+)
 from mixjax.training.parallel import BACKENDS, DataParallel
 from mixjax.training.state import (
     TrainState,
     create_train_state,
-    make_optimizer,
     make_schedule,
+    update_ema,
 )
 from mixjax.training.step import Augment, draw_shard_plan, make_eval_step, make_train_step
 
@@ -35,6 +41,7 @@ __all__ = [
     "BACKENDS",
     "CPU_COMPILER_OPTIONS",
     "MANIFOLD_METHODS",
+    "OPTIMIZERS",
     "SHARED_FIELDS",
     "TIMING_FIELDS",
     "Augment",
@@ -46,6 +53,7 @@ __all__ = [
     "compare",
     "config_sections",
     "create_train_state",
+    "decay_mask",
     "default_compiler_options",
     "draw_plan",
     "draw_shard_plan",
@@ -61,6 +69,8 @@ __all__ = [
     "method_mixer",
     "method_names",
     "mixer_from_config",
+    "optimizer_from_config",
     "summarize",
     "train_and_evaluate",
+    "update_ema",
 ]

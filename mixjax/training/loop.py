@@ -46,8 +46,9 @@ from mixjax.training.methods import (
     mixer_from_config,
 )
 from mixjax.training.metrics import summarize
+from mixjax.training.optimizers import optimizer_from_config
 from mixjax.training.parallel import AXIS, DataParallel, check_divisible
-from mixjax.training.state import create_train_state, make_optimizer, make_schedule
+from mixjax.training.state import create_train_state, make_schedule
 from mixjax.training.step import Augment, make_eval_step, make_train_step
 
 BATCH_NORMS = ("sync", "per_device")
@@ -263,13 +264,21 @@ def train_and_evaluate(
         f"flag), got {check_every!r}.")
   devices = _devices(config)
   batch_size = config.batch_size
+  # Gradient accumulation: each update averages the gradients of `accumulate` steps of
+  # micro-batches of batch_size / accumulate (together the global batch's examples).
+  accumulate = config.get("grad_accum_steps", 1)
+  if not isinstance(accumulate, int) or accumulate < 1 or batch_size % accumulate:
+    raise ValueError(f"grad_accum_steps must be an int >= 1 dividing batch_size "
+                     f"({batch_size}), got {accumulate!r}.")
+  micro_batch = batch_size // accumulate
   eval_batch_size = config.get("eval_batch_size") or batch_size
-  check_divisible(batch_size, len(devices), "batch_size")
+  check_divisible(micro_batch, len(devices),
+                  "batch_size / grad_accum_steps" if accumulate > 1 else "batch_size")
   check_divisible(eval_batch_size, len(devices), "eval_batch_size")
   primary = distributed.is_primary()
   if not primary:
     log = lambda line: None  # Only process 0 reports.
-  rows = distributed.process_slice(batch_size)
+  rows = distributed.process_slice(micro_batch)
   eval_rows = distributed.process_slice(eval_batch_size)
 
   if config.model not in list_models():
@@ -301,30 +310,48 @@ def train_and_evaluate(
   if batch_norm == "sync" and hasattr(model, "axis_name"):
     model = model.clone(axis_name=AXIS)  # BatchNorm over the whole global batch.
 
-  train_data = train_dataset(source.train, batch_size, config.seed, config.num_epochs, rows)
-  spe = steps_per_epoch(len(source.train), batch_size)
+  train_data = train_dataset(source.train, batch_size, config.seed, config.num_epochs, rows,
+                             accumulate)
+  updates_per_epoch = steps_per_epoch(len(source.train), batch_size)
+  spe = updates_per_epoch * accumulate  # Steps (micro-batches) per epoch.
   workers = config.get("data_workers", 0)
   threads = config.get("data_threads", 1)
   input_options = {"workers": workers, "threads": threads,
                    "buffer": config.get("data_buffer", 2)}
   # What a saved input position belongs to: the same in a resumed run, or it restarts.
   input_key = {"processes": jax.process_count(), "workers": workers, "batch_size": batch_size}
-  total_steps = config.num_epochs * spe
+  if accumulate > 1:
+    input_key["grad_accum_steps"] = accumulate
+  # The schedule counts optimiser updates (optax.MultiSteps steps it once per update).
   schedule = make_schedule(
-      config.learning_rate, total_steps, spe, config.schedule,
-      config.get("warmup_epochs", 0.0), tuple(config.get("milestones", ())),
+      config.learning_rate, config.num_epochs * updates_per_epoch, updates_per_epoch,
+      config.schedule, config.get("warmup_epochs", 0.0), tuple(config.get("milestones", ())),
       config.get("gamma", 0.1))
-  tx = make_optimizer(schedule, config.momentum, config.nesterov, config.weight_decay)
+  tx = optimizer_from_config(config, schedule)
+  ema_decay = config.get("ema_decay")
   init_key, train_key = jax.random.split(jax.random.key(config.seed))
-  state = create_train_state(model, init_key, source.image_shape, tx)
+  state = create_train_state(model, init_key, source.image_shape, tx,
+                             ema=ema_decay is not None)
   augment = Augment(config.padding, config.flip, tuple(source.mean), tuple(source.std))
-  parallel = DataParallel(
-      make_train_step(model, mixer, source.num_classes, augment,
-                      config.get("label_smoothing", 0.0), dtype=dtype,
-                      loss=config.get("loss", "ce"), manifold=manifold),
-      make_eval_step(model, augment, config.get("ece_bins", 15), dtype=dtype),
-      backend=config.get("parallel", "shard_map"), devices=devices,
-      compiler_options={} if config.get("xla_defaults", False) else None)
+  eval_step = make_eval_step(model, augment, config.get("ece_bins", 15), dtype=dtype)
+  label_smoothing = config.get("label_smoothing", 0.0)
+
+  def mapped(mixer, manifold: bool) -> DataParallel:
+    return DataParallel(
+        make_train_step(model, mixer, source.num_classes, augment, label_smoothing,
+                        dtype=dtype, loss=config.get("loss", "ce"), manifold=manifold,
+                        ema_decay=ema_decay, accumulate=accumulate),
+        eval_step, backend=config.get("parallel", "shard_map"), devices=devices,
+        compiler_options={} if config.get("xla_defaults", False) else None)
+
+  parallel = mapped(mixer, manifold)
+  # timm's --mixup-off-epoch: from this epoch (counted from 0) on, train without mixing
+  # (the labels keep their smoothing); its step is compiled when first needed.
+  mix_off = config.get("mixup_off_epoch")
+  if mix_off is not None and (not isinstance(mix_off, int) or mix_off < 0):
+    raise ValueError(f"mixup_off_epoch must be an int >= 0 or None, got {mix_off!r}.")
+  unmixed = (mapped(None, False) if mix_off is not None and mix_off < config.num_epochs
+             and (mixer is not None or manifold) else None)
 
   os.makedirs(workdir, exist_ok=True)
   distributed.check_shared_directory(workdir)
@@ -362,7 +389,7 @@ def train_and_evaluate(
   feed = _DeviceFeed(inputs, put, config.get("prefetch_batches", 2),
                      max(workers, 1) * max(threads, 1))
   last_input_state = input_state
-  progress = _Progress(total_steps, enabled=primary)
+  progress = _Progress(config.num_epochs * spe, enabled=primary)
   images_seen, run_start = 0, time.perf_counter()
   last_saved = ckpt.latest_step()
 
@@ -403,9 +430,10 @@ def train_and_evaluate(
         loss_sum = jnp.asarray(meta.get("epoch_loss_sum", 0.0), jnp.float32)
         steps_in_epoch = meta.get("epoch_steps", 0)
       feed.reset()
+      train_step = (unmixed if unmixed is not None and epoch >= mix_off else parallel).train_step
       for _ in range(first, spe):
         batch, input_state = next(feed)
-        state, metrics = parallel.train_step(state, batch, jax.random.fold_in(train_key, step))
+        state, metrics = train_step(state, batch, jax.random.fold_in(train_key, step))
         loss_sum, finite, ok = _accumulate(loss_sum, watch.finite, metrics)
         last_input_state = input_state
         steps_in_epoch += 1
@@ -413,7 +441,7 @@ def train_and_evaluate(
         bad = watch.add(step, finite, ok)
         if bad is not None:
           stop(bad, step)
-        epoch_images += batch_size
+        epoch_images += micro_batch
         if progress.enabled and step % 10 == 0:
           elapsed = time.perf_counter() - epoch_start
           progress.update(step, epoch_images / max(elapsed, 1e-9), *feed.rates(elapsed))
@@ -427,14 +455,12 @@ def train_and_evaluate(
         stop(bad, step)
       row = {"epoch": epoch + 1, "step": step,
              "train_loss": float(loss_sum) / max(steps_in_epoch, 1),
-             "learning_rate": float(schedule(step - 1)),
+             "learning_rate": float(schedule(step // accumulate - 1)),
              "images_per_sec": epoch_images / epoch_time}
       row["input_images_per_sec"], row["data_wait"] = feed.rates(epoch_time)
       last = epoch + 1 == config.num_epochs
       if last or (epoch + 1) % config.get("eval_every_epochs", 1) == 0:
-        row.update({f"test_{k}": v for k, v in
-                    evaluate(parallel, state, source.test, eval_batch_size,
-                             eval_rows, threads).items()})
+        row.update(_evaluations(parallel, state, source, eval_batch_size, eval_rows, threads))
       history.append(row)
       if primary:
         with open(metrics_path, "a") as f:
@@ -456,11 +482,14 @@ def train_and_evaluate(
   ckpt.wait()
   ckpt.close()
   final = history[-1] if history else {}
+  extra = {k: final[f"test_ema_{k}"] for k in ("accuracy", "nll", "ece")
+           if f"test_ema_{k}" in final}
   return {
       "method": name,
       "accuracy": final.get("test_accuracy", math.nan),
       "nll": final.get("test_nll", math.nan),
       "ece": final.get("test_ece", math.nan),
+      **{f"ema_{k}": v for k, v in extra.items()},
       "train_loss": final.get("train_loss", math.nan),
       "epochs": config.num_epochs,
       "steps": step,
@@ -469,6 +498,22 @@ def train_and_evaluate(
       "history": history,
       "state": parallel.get_state(state),
   }
+
+
+def _evaluations(parallel: DataParallel, state, source: Source, batch_size: int,
+                 rows: slice, threads: int) -> dict[str, float]:
+  """An epoch row's evaluations: ``test_*``; ``test_ema_*`` of the EMA when the state
+  keeps one; ``train_flipped_accuracy`` with label noise (the fraction of the flipped
+  training examples predicted as their wrong label: how much of the noise is memorised)."""
+  row = {f"test_{k}": v for k, v in
+         evaluate(parallel, state, source.test, batch_size, rows, threads).items()}
+  if state.ema is not None:
+    row.update({f"test_ema_{k}": v for k, v in evaluate(
+        parallel, state.ema_view(), source.test, batch_size, rows, threads).items()})
+  if source.train_flipped is not None:
+    row["train_flipped_accuracy"] = evaluate(
+        parallel, state, source.train_flipped, batch_size, rows, threads)["accuracy"]
+  return row
 
 
 def evaluate(parallel: DataParallel, state, split: Split, batch_size: int,

@@ -13,8 +13,34 @@ from flax.training import train_state
 
 
 class TrainState(train_state.TrainState):
-  """``flax.training.train_state.TrainState`` plus BatchNorm statistics."""
+  """``flax.training.train_state.TrainState`` plus BatchNorm statistics and an EMA.
+
+  ``ema``: None, or ``{"params": ..., "batch_stats": ...}``, the exponential moving
+  average of both (:func:`update_ema`), evaluated and checkpointed beside them.
+  """
   batch_stats: chex.ArrayTree
+  ema: chex.ArrayTree | None = None
+
+  def ema_view(self) -> TrainState:
+    """This state with the EMA's parameters and statistics in place of the raw ones."""
+    if self.ema is None:
+      raise ValueError("this train state keeps no EMA (set config.ema_decay).")
+    return self.replace(params=self.ema["params"], batch_stats=self.ema["batch_stats"])
+
+
+def update_ema(ema: chex.ArrayTree, params: chex.ArrayTree, decay: float,
+               updated: chex.Array | bool = True) -> chex.ArrayTree:
+  """``ema ← decay·ema + (1 − decay)·params`` where ``updated``, else ``ema``.
+
+  timm's ``ModelEma`` / ``ModelEmaV2`` (``timm/utils/model_ema.py``, DeiT's
+  ``--model-ema``): after every optimiser update, every parameter and buffer
+  (BatchNorm statistics too), starting from a copy of the initial model. ``updated``
+  is False on the micro-batches of gradient accumulation that make no update.
+  """
+  def step(e, p):
+    new = decay * e + (1.0 - decay) * p.astype(e.dtype)
+    return jnp.where(updated, new, e)
+  return jax.tree.map(step, ema, params)
 
 
 def make_schedule(
@@ -48,31 +74,22 @@ def make_schedule(
       [optax.linear_schedule(0.0, base_lr, warmup), main], [warmup])
 
 
-def make_optimizer(
-    learning_rate: optax.ScalarOrSchedule,
-    momentum: float = 0.9,
-    nesterov: bool = True,
-    weight_decay: float = 1e-4,
-) -> optax.GradientTransformation:
-  """SGD with Nesterov momentum and L2 weight decay added to the gradient.
-
-  ``g ← g + wd·θ`` before momentum, as PyTorch's ``SGD(weight_decay=wd)`` that
-  the papers used (applied to every parameter, BatchNorm included).
-  """
-  return optax.chain(
-      optax.add_decayed_weights(weight_decay),
-      optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov))
-
-
 def create_train_state(
     model: nn.Module,
     key: chex.PRNGKey,
     image_shape: tuple[int, ...],
     tx: optax.GradientTransformation,
+    ema: bool = False,
 ) -> TrainState:
-  """Initialises the model on a dummy batch of one and wraps it with ``tx``."""
+  """Initialises the model on a dummy batch of one and wraps it with ``tx``.
+
+  ``ema``: also keep an exponential moving average, starting at the initial values.
+  """
   variables = jax.jit(lambda k: model.init(
       k, jnp.zeros((1,) + tuple(image_shape), jnp.float32), train=False))(key)
-  return TrainState.create(
-      apply_fn=model.apply, params=variables["params"],
-      batch_stats=variables.get("batch_stats", {}), tx=tx)
+  params, batch_stats = variables["params"], variables.get("batch_stats", {})
+  # Copies: a train step that donates its state must not see one buffer twice.
+  average = (jax.tree.map(jnp.copy, {"params": params, "batch_stats": batch_stats})
+             if ema else None)
+  return TrainState.create(apply_fn=model.apply, params=params, batch_stats=batch_stats,
+                           tx=tx, ema=average)

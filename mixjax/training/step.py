@@ -39,7 +39,7 @@ from mixjax.manifold import MixPlan
 from mixjax.mixer import Mixer
 from mixjax.training.methods import check_mixer, draw_plan
 from mixjax.training.metrics import eval_sums
-from mixjax.training.state import TrainState
+from mixjax.training.state import TrainState, update_ema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +119,8 @@ def make_train_step(
     loss: str = "ce",
     *,
     manifold: bool = False,
+    ema_decay: float | None = None,
+    accumulate: int = 1,
 ) -> Callable[[TrainState, dict, chex.PRNGKey], tuple[TrainState, dict]]:
   """Builds ``train_step(state, batch, key) -> (state, metrics)`` for one device.
 
@@ -139,6 +141,11 @@ def make_train_step(
   hidden states at a layer drawn each step from ``model.mix_layers`` (Manifold
   Mixup: a :class:`~mixjax.Mixup`).
 
+  ``ema_decay``: the state keeps an exponential moving average of its parameters and
+  BatchNorm statistics (:func:`~mixjax.training.state.update_ema`), updated after each
+  optimiser update: every ``accumulate``-th step when the optimiser accumulates
+  gradients over ``accumulate`` micro-batches (``optax.MultiSteps``).
+
   Metrics (averaged over devices): ``loss``, ``grad_norm`` and ``accuracy`` (of
   the mixed batch against its unmixed labels: a rough guide only).
 
@@ -148,6 +155,8 @@ def make_train_step(
   """
   label_smoothing = check_mixer(mixer, manifold=manifold, num_classes=num_classes,
                                 label_smoothing=label_smoothing)
+  if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+    raise ValueError(f"ema_decay must be in (0, 1) or None, got {ema_decay!r}.")
   loss_of = get_loss(loss)
   layers = tuple(getattr(model, "mix_layers", (0,))) if manifold else None
 
@@ -175,6 +184,10 @@ def make_train_step(
     grads = jax.lax.pmean(grads, axis_name)
     batch_stats = jax.lax.pmean(batch_stats, axis_name)
     state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+    if ema_decay is not None:
+      current = {"params": state.params, "batch_stats": state.batch_stats}
+      state = state.replace(ema=update_ema(state.ema, current, ema_decay,
+                                           state.step % accumulate == 0))
     metrics = {
         "loss": jax.lax.pmean(loss, axis_name),
         "accuracy": jax.lax.pmean(
