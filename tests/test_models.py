@@ -295,7 +295,7 @@ def test_unknown_model_name():
     models.get_model("resnet101", 10)
   assert set(models.list_models()) == {
       "preact_resnet18", "preact_resnet34", "wide_resnet28_10", "resnet18", "resnet50",
-      "small_cnn", "mlp"}
+      "vit_s16", "small_cnn", "mlp"}
 
 
 def test_invalid_wrn_depth():

@@ -25,6 +25,7 @@ from mixjax.models.resnet import (
     resnet50,
 )
 from mixjax.models.small import MLP, SmallCNN, mlp, small_cnn
+from mixjax.models.vit import VisionTransformer, vit_s16
 from mixjax.models.wide_resnet import WRN_VARIANTS, WideBasic, WideResNet, wide_resnet28_10
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "PreActResNet",
     "ResNet",
     "SmallCNN",
+    "VisionTransformer",
     "WRN_VARIANTS",
     "WideBasic",
     "WideResNet",
@@ -49,5 +51,6 @@ __all__ = [
     "resnet18",
     "resnet50",
     "small_cnn",
+    "vit_s16",
     "wide_resnet28_10",
 ]
