@@ -26,6 +26,7 @@ from mixjax.params import (
     select_params,
 )
 from mixjax.policy import MixConfig, Policy, mix, sample_mix
+from mixjax.random_erasing import apply_erasing, random_erasing, sample_erasing
 from mixjax.registry import get_mixer, list_mixers, register_mixer
 from mixjax.resizemix import ResizeMix, resizemix, sample_resizemix, sample_resizemix_boxes
 from mixjax.saliencymix import SaliencyMix, saliencymix, sample_saliencymix
@@ -55,6 +56,7 @@ __all__ = [
     "ResizeMix",
     "SaliencyMix",
     "SmoothMix",
+    "apply_erasing",
     "apply_mix",
     "box_area",
     "box_mask",
@@ -73,6 +75,7 @@ __all__ = [
     "mix_labels",
     "mixed_dtype",
     "mixup",
+    "random_erasing",
     "register_mixer",
     "resizemix",
     "saliencymix",
@@ -81,6 +84,7 @@ __all__ = [
     "sample_cutmix",
     "sample_cutmix_boxes",
     "sample_dirichlet",
+    "sample_erasing",
     "sample_fmix",
     "sample_gridmix",
     "sample_lambda",
