@@ -28,6 +28,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.prefetch_batches = 2
   c.padding = 4          # Random crop after zero-padding by this many pixels.
   c.flip = True          # Random horizontal flip.
+  # Random erasing (timm's, mode "pixel", one box): the probability per image, on the
+  # device after normalisation; 0: off.
+  c.random_erasing = 0.0
   # Model: preact_resnet18, preact_resnet34, wide_resnet28_10, small_cnn, mlp.
   c.model = "preact_resnet18"
   # Model options settable from the command line (--config.model_kwargs.NAME=...);
@@ -38,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
       "init": ml_collections.config_dict.placeholder(str),     # e.g. "pytorch".
       "final_norm": ml_collections.config_dict.placeholder(bool),
       "dropout_rate": ml_collections.config_dict.placeholder(float),
+      "drop_path_rate": ml_collections.config_dict.placeholder(float),  # Stochastic depth.
   })
   # BatchNorm statistics: "sync" over the global batch (every device, as the Flax
   # ImageNet example does; the results do not depend on the device count) or
@@ -120,10 +124,14 @@ def get_config() -> ml_collections.ConfigDict:
   # An exponential moving average of the parameters and BatchNorm statistics (timm's
   # ModelEma; DeiT: 0.99996), evaluated (test_ema_*) and checkpointed; None: none.
   c.ema_decay = ml_collections.config_dict.placeholder(float)
-  c.schedule = "step"    # "step", "cosine" or "constant".
+  # "step", "cosine" or "constant" (per step, warm-up from 0), or "deit_cosine" (timm's
+  # CosineLRScheduler stepped per epoch as DeiT does: from warmup_lr, cosine to min_lr).
+  c.schedule = "step"
   c.milestones = (100, 150)
   c.gamma = 0.1
   c.warmup_epochs = 0.0
+  c.warmup_lr = 0.0
+  c.min_lr = 0.0
   # Devices, checkpoints, logging.
   c.parallel = "shard_map"  # or "pmap".
   c.num_devices = 0         # 0: all local devices.

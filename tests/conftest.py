@@ -58,11 +58,12 @@ def _release_compiled_programs():
 # The longest modules start first, longest first (measured: 2-core CPU, CI run), so that
 # the run ends on short ones and no worker is left alone with a long one at the end. The
 # scheduler below keeps this order (xdist's own orders modules by their number of tests).
-FIRST = ("test_training.py", "test_multiprocess.py", "test_notebooks.py",
-         "test_saliencymix.py", "test_gradients.py", "test_fmix.py", "test_mask_mixers.py",
-         "test_mixers.py", "test_transforms.py", "test_device_count.py",
-         "test_global_batch.py", "test_hyperparams.py", "test_nway.py", "test_models.py",
-         "test_cutmix.py", "test_compiler_options.py")
+FIRST = ("test_training.py", "test_recipes.py", "test_notebooks.py", "test_multiprocess.py",
+         "test_device_count.py", "test_model_methods.py", "test_transforms.py",
+         "test_saliencymix.py", "test_mask_mixers.py", "test_fmix.py", "test_gradients.py",
+         "test_global_batch.py", "test_mixers.py", "test_models.py", "test_cutmix.py",
+         "test_hyperparams.py", "test_data.py", "test_nway.py", "test_optimizers.py",
+         "test_compiler_options.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -182,7 +182,7 @@ def test_config_xla_defaults_reaches_data_parallel(monkeypatch, tmp_path, xla_de
   # The trainer builds its state before the DataParallel: its shapes are enough here.
   create = training.loop.create_train_state
   monkeypatch.setattr(training.loop, "create_train_state",
-                      lambda *args: jax.eval_shape(lambda: create(*args)))
+                      lambda *args, **kw: jax.eval_shape(lambda: create(*args, **kw)))
   config = digits.get_config()
   config.xla_defaults = xla_defaults
   with pytest.raises(Stop):

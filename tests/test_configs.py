@@ -466,3 +466,119 @@ def test_digits_config_compares_four_methods():
   config = importlib.import_module("configs.digits").get_config()
   assert config.dataset == "digits"
   assert tuple(config.methods) == ("erm", "mixup", "manifold_mixup", "cutmix")
+
+
+# The ImageNet recipes (issue 22), each field against its reference (file:line).
+CMI = "clovaai/CutMix-PyTorch@2d8eb68/"
+DT = "facebookresearch/deit@7e160fe/"
+IMAGENET_REFERENCE = {
+    "imagenet_cutmix": {
+        "dataset": ("imagefolder", CMI + "train.py:111-113, 125-126 (ImageFolder)"),
+        "image_size": (224, CMI + "train.py:128, 144-145"),
+        "padding": (0, CMI + "train.py:127-134 (RandomResizedCrop, no pad-and-crop)"),
+        "flip": (True, CMI + "train.py:129"),
+        "model": ("resnet50", CMI + "README.md:61, 65; resnet.py:106-121"),
+        "model_kwargs.init": ("pytorch", CMI + "resnet.py:123-129 (fc: PyTorch's default)"),
+        "methods": (("cutmix",), CMI + "train.py:227-240"),
+        "mixers.cutmix.alpha": (1.0, CMI + "README.md:69; train.py:230"),
+        "mixers.cutmix.prob": (1.0, CMI + "README.md:70; train.py:227-228"),
+        "mixers.cutmix.mode": ("batch", CMI + "train.py:227-237"),
+        "loss": ("ce", CMI + "train.py:171, 240"),
+        "batch_size": (256, CMI + "README.md:63"),
+        "eval_batch_size": (256, CMI + "train.py:149"),
+        "learning_rate": (0.1, CMI + "README.md:64"),
+        "num_epochs": (300, CMI + "README.md:66"),
+        "schedule": ("step", CMI + "train.py:369-377"),
+        "milestones": ((75, 150, 225), CMI + "train.py:374-375 (lr·0.1^(e // 75))"),
+        "gamma": (0.1, CMI + "train.py:375"),
+        "warmup_epochs": (0.0, CMI + "train.py:369-377 (no warm-up)"),
+        "momentum": (0.9, CMI + "train.py:42"),
+        "nesterov": (True, CMI + "train.py:173-175"),
+        "weight_decay": (1e-4, CMI + "train.py:44"),
+        "weight_decay_mask": ("all", CMI + "train.py:173 (model.parameters())"),
+        "data_threads": (8, "ours: input speed only"),
+    },
+    "imagenet_deit": {
+        "dataset": ("imagefolder", DT + "datasets.py:82-90"),
+        "image_size": (224, DT + "main.py:42"),
+        "padding": (0, DT + "datasets.py:82-90"),
+        "flip": (True, DT + "datasets.py:82-90 (timm's hflip 0.5)"),
+        "model": ("vit_s16", DT + "README.md:216; models.py:78-81"),
+        "model_kwargs.drop_path_rate": (0.1, DT + "main.py:46"),
+        "methods": (("policy",), DT + "main.py:255-260"),
+        "mixers.policy.mixup_alpha": (0.8, DT + "main.py:128"),
+        "mixers.policy.cutmix_alpha": (1.0, DT + "main.py:130"),
+        "mixers.policy.switch_prob": (0.5, DT + "main.py:136"),
+        "mixers.policy.prob": (1.0, DT + "main.py:134"),
+        "mixers.policy.mode": ("batch", DT + "main.py:138"),
+        "mixers.policy.pairing": ("flip", "timm mixup.py _mix_batch (x.flip(0))"),
+        "label_smoothing": (0.1, DT + "main.py:101, 260"),
+        "loss": ("ce", DT + "main.py:359-361"),
+        "random_erasing": (0.25, DT + "main.py:118-123; datasets.py:88-90"),
+        "optimizer": ("adamw", DT + "main.py:56, 352"),
+        "eps": (1e-8, DT + "main.py:58"),
+        "weight_decay": (0.05, DT + "main.py:66"),
+        "weight_decay_mask": ("timm", DT + "main.py:352 (timm create_optimizer)"),
+        "batch_size": (1024, DT + "README.md:216 (4 × 256)"),
+        "eval_batch_size": (1024, "ours: no effect on the numbers"),
+        "learning_rate": (1e-3, DT + "main.py:71, 349-351 (5e-4 · 1024 / 512)"),
+        "num_epochs": (300, DT + "main.py:35"),
+        "schedule": ("deit_cosine", DT + "main.py:69, 355, 432"),
+        "warmup_epochs": (5.0, DT + "main.py:86"),
+        "warmup_lr": (1e-6, DT + "main.py:79"),
+        "min_lr": (1e-5, DT + "main.py:81"),
+        "ema_decay": (0.99996, DT + "main.py:49-52, 337-341; engine.py:71-72"),
+        "dtype": ("bfloat16", DT + "engine.py:46 (autocast)"),
+        "data_threads": (8, "ours: input speed only"),
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMAGENET_REFERENCE))
+def test_imagenet_recipes_equal_their_references_and_trace_every_change(name):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  flat, defaults = _flat(config), _flat(base.get_config())
+  assert set(flat) == set(defaults), "recipes add no fields of their own"
+  for field, (value, citation) in IMAGENET_REFERENCE[name].items():
+    assert flat[field] == value, f"{name} {field} = {flat[field]!r}, {citation} says {value!r}"
+  untraced = {k for k in flat if flat[k] != defaults[k]} - set(IMAGENET_REFERENCE[name])
+  assert not untraced, f"{name} sets {sorted(untraced)} without a reference"
+  assert config.model in list_models()
+  (method,) = config.methods
+  check_draw(mixer_from_config(config, method), (config.image_size,) * 2 + (3,))
+
+
+def test_the_deit_learning_rate_follows_the_batch_size_unless_set():
+  """main.py:349-351: 5e-4 per 512 images of the global batch."""
+  assert _parse("imagenet_deit.py", "--config.batch_size=256").learning_rate == 2.5e-4
+  config = _parse("imagenet_deit.py", "--config.batch_size=256", "--config.learning_rate=0.1")
+  assert config.learning_rate == 0.1
+
+
+def _timm_cosine(epoch, lr, epochs=300, warmup=5, warmup_lr=1e-6, min_lr=1e-5):
+  """timm's CosineLRScheduler._get_lr(epoch) (t_in_epochs, one cycle, no noise)."""
+  if epoch < warmup:
+    return warmup_lr + epoch * (lr - warmup_lr) / warmup
+  return min_lr + 0.5 * (lr - min_lr) * (1 + np.cos(np.pi * epoch / epochs))
+
+
+@pytest.mark.parametrize("name", sorted(IMAGENET_REFERENCE))
+def test_imagenet_schedules_equal_the_reference_code_epoch_by_epoch(name):
+  """CutMix: lr·0.1^(e // 75) set at the start of epoch e (train.py:179-181, 369-375).
+  DeiT: timm's cosine, stepped *after* each epoch (main.py:420-432) from warmup_lr
+  (the scheduler's initial value), so epoch e ≥ 1 trains at the rate of e − 1."""
+  config = importlib.import_module(f"configs.{name}").get_config()
+  spe = 3
+  schedule = make_schedule(config.learning_rate, config.num_epochs * spe, spe,
+                           config.schedule, config.warmup_epochs, config.milestones,
+                           config.gamma, config.warmup_lr, config.min_lr)
+  steps = np.arange(config.num_epochs * spe)
+  ours = np.asarray(schedule(jnp.asarray(steps)), np.float64)
+  epochs = steps // spe
+  if name == "imagenet_cutmix":
+    expected = config.learning_rate * 0.1 ** (epochs // 75)
+  else:
+    expected = np.array([_timm_cosine(max(e - 1, 0), config.learning_rate) for e in epochs])
+  # float32 rates against float64 (the cosine's error is absolute: 2⁻²² of lr).
+  np.testing.assert_allclose(ours, expected, rtol=2 ** -22,
+                             atol=config.learning_rate * 2 ** -22)

@@ -326,13 +326,14 @@ def train_and_evaluate(
   schedule = make_schedule(
       config.learning_rate, config.num_epochs * updates_per_epoch, updates_per_epoch,
       config.schedule, config.get("warmup_epochs", 0.0), tuple(config.get("milestones", ())),
-      config.get("gamma", 0.1))
+      config.get("gamma", 0.1), config.get("warmup_lr", 0.0), config.get("min_lr", 0.0))
   tx = optimizer_from_config(config, schedule)
   ema_decay = config.get("ema_decay")
   init_key, train_key = jax.random.split(jax.random.key(config.seed))
   state = create_train_state(model, init_key, source.image_shape, tx,
                              ema=ema_decay is not None)
-  augment = Augment(config.padding, config.flip, tuple(source.mean), tuple(source.std))
+  augment = Augment(config.padding, config.flip, tuple(source.mean), tuple(source.std),
+                    config.get("random_erasing", 0.0))
   eval_step = make_eval_step(model, augment, config.get("ece_bins", 15), dtype=dtype)
   label_smoothing = config.get("label_smoothing", 0.0)
 

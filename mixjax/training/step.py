@@ -37,6 +37,7 @@ from mixjax.labels import soft_labels
 from mixjax.losses import get_loss
 from mixjax.manifold import MixPlan
 from mixjax.mixer import Mixer
+from mixjax.random_erasing import random_erasing
 from mixjax.training.methods import check_mixer, draw_plan
 from mixjax.training.metrics import eval_sums
 from mixjax.training.state import TrainState, update_ema
@@ -44,11 +45,13 @@ from mixjax.training.state import TrainState, update_ema
 
 @dataclasses.dataclass(frozen=True)
 class Augment:
-  """On-device augmentation: pad-and-crop, horizontal flip, normalisation."""
+  """On-device augmentation: pad-and-crop, horizontal flip, normalisation, then random
+  erasing with probability ``random_erasing`` per image (timm's, ``"pixel"`` mode; 0: off)."""
   padding: int = 4
   flip: bool = True
   mean: tuple[float, ...] = (0.0,)
   std: tuple[float, ...] = (255.0,)
+  random_erasing: float = 0.0
 
 
 def device_key(key: chex.PRNGKey, axis_name: str) -> chex.PRNGKey:
@@ -97,7 +100,7 @@ def draw_shard_plan(
 
 def _prepare(images: chex.Array, augment: Augment, key: chex.PRNGKey | None,
              axis_name: str | None = None) -> chex.Array:
-  """Crops, flips (drawn for the global batch when ``axis_name``) and normalises."""
+  """Crops, flips (drawn for the global batch when ``axis_name``), normalises, erases."""
   if key is not None and (augment.padding > 0 or augment.flip):
     local = images.shape[0]
     total = local * (jax.lax.axis_size(axis_name) if axis_name else 1)
@@ -105,7 +108,12 @@ def _prepare(images: chex.Array, augment: Augment, key: chex.PRNGKey | None,
     if axis_name:
       offsets, flips = (shard_rows(v, local, axis_name) for v in (offsets, flips))
     images = crop_flip(images, offsets, flips, augment.padding)
-  return normalize(images, augment.mean, augment.std)
+  images = normalize(images, augment.mean, augment.std)
+  if key is not None and augment.random_erasing > 0:
+    # Drawn for the global batch like the crops; each device erases its rows.
+    images = random_erasing(jax.random.fold_in(key, 1), images, augment.random_erasing,
+                            "pixel", axis_name=axis_name)
+  return images
 
 
 def make_train_step(
