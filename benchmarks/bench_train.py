@@ -1,4 +1,4 @@
-"""Training overhead of mixing: PreActResNet-18 train steps/s per method.
+"""Training overhead of mixing: train steps/s per method (PreActResNet-18 on CIFAR by default).
 
 One process, one model, one batch: the step of ``mixjax.training.make_train_step``
 mapped by ``DataParallel`` over one device, for ``erm`` (no mixing) and each
@@ -19,6 +19,14 @@ and threads the same) via ``bench_peers.py train`` in that interpreter.
   python benchmarks/bench_train.py                  # ~4-5 min on 2 CPU cores
   python benchmarks/bench_train.py --peers benchmarks/.venv-peers/bin/python
   python benchmarks/bench_train.py --dtype bfloat16 --steps 50 --rounds 3   # GPU
+
+With ``--model`` any zoo model at ``--image-size`` (ImageNet's models: 1,000 classes,
+no pad-and-crop, ImageNet's statistics), e.g. the ImageNet recipes' networks at a small
+batch, every method against ERM (results/train_<model>_<allocator>.json):
+
+  python benchmarks/bench_train.py --model resnet50 --image-size 224 --batch-size 16 \
+    --methods erm,mixup,cutmix,manifold_mixup,policy,fmix,resizemix,saliencymix,gridmix,smoothmix \
+    --steps 2 --rounds 2 --compile-steps 0
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ import _common  # noqa: E402
 def parse_args():
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--model", default="preact_resnet18", help="a name of mixjax.models")
+  p.add_argument("--image-size", type=int, default=32)
   p.add_argument("--batch-size", type=int, default=128)
   p.add_argument("--steps", type=int, default=3, help="timed steps per chunk")
   p.add_argument("--rounds", type=int, default=3)
@@ -56,6 +66,8 @@ def parse_args():
 
 
 ARGS = parse_args()
+if ARGS.peers and ARGS.model != "preact_resnet18":
+  sys.exit("--peers times PyTorch's PreActResNet-18 only: drop it with --model.")
 _common.ensure_allocator(ARGS.allocator)
 if ARGS.platform:
   os.environ["JAX_PLATFORMS"] = ARGS.platform
@@ -67,7 +79,7 @@ import numpy as np  # noqa: E402
 import mixjax  # noqa: E402
 from configs import base  # noqa: E402
 from mixjax.manifold import sample_plan  # noqa: E402
-from mixjax.models import preact_resnet18  # noqa: E402
+from mixjax.models import get_model  # noqa: E402
 from mixjax.training import (  # noqa: E402
   MANIFOLD_METHODS,
   DataParallel,
@@ -78,14 +90,31 @@ from mixjax.training import (  # noqa: E402
   make_train_step,
   mixer_from_config,
 )
+from mixjax.training.step import Augment  # noqa: E402
+
+# 32-px images are CIFAR's (10 classes, pad-and-crop); larger ones ImageNet's.
+CIFAR = ARGS.image_size <= 32
+NUM_CLASSES = 10 if CIFAR else 1000
+
+
+def host_batch(batch_size: int, seed: int = 0) -> dict:
+  """Random uint8 images of the benchmark's size and int32 labels."""
+  rng = np.random.default_rng(seed)
+  size = ARGS.image_size
+  return {"image": rng.integers(0, 256, (batch_size, size, size, 3), dtype=np.uint8),
+          "label": rng.integers(0, NUM_CLASSES, (batch_size,), dtype=np.int32)}
 
 
 def build(method_name: str, batch_size: int, dtype):
   """A DataParallel over one device, its state, and a trace counter."""
-  model = preact_resnet18(num_classes=10, dtype=dtype)
+  model = get_model(ARGS.model, NUM_CLASSES, **({} if dtype == jnp.float32 else
+                                                 {"dtype": dtype}))
   mixer = mixer_from_config(base.get_config(), method_name)
-  augment = _common.cifar_augment()
-  inner = make_train_step(model, mixer, 10, augment, dtype=dtype,
+  if CIFAR:
+    augment = _common.cifar_augment()
+  else:  # The ImageNet recipes': flips, no pad-and-crop (the host crops), ImageNet's stats.
+    augment = Augment(0, True, (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+  inner = make_train_step(model, mixer, NUM_CLASSES, augment, dtype=dtype,
                           manifold=method_name in MANIFOLD_METHODS)
   traces = {"n": 0}
 
@@ -96,7 +125,7 @@ def build(method_name: str, batch_size: int, dtype):
   dp = DataParallel(counted, make_eval_step(model, augment, dtype=dtype),
                     devices=jax.devices()[:1],
                     compiler_options={} if ARGS.xla_defaults else None)
-  state = create_train_state(model, jax.random.key(0), (32, 32, 3),
+  state = create_train_state(model, jax.random.key(0), (ARGS.image_size,) * 2 + (3,),
                              make_optimizer(0.1))
   return dp, dp.put_state(state), traces, model, mixer
 
@@ -110,7 +139,7 @@ def cache_size(dp) -> int | None:
 
 def overhead(args, dtype) -> dict:
   methods = args.methods.split(",")
-  batch = _common.cifar_batch(args.batch_size)
+  batch = host_batch(args.batch_size)
   runs = {}
   for name in methods:
     dp, state, traces, _, _ = build(name, args.batch_size, dtype)
@@ -162,7 +191,7 @@ def overhead(args, dtype) -> dict:
 def recompile_check(args, dtype, method_name="manifold_mixup") -> dict:
   """Runs ``compile_steps`` steps with fresh keys; counts traces and compiles."""
   dp, state, traces, model, mixer = build(method_name, args.compile_batch, dtype)
-  batch = _common.cifar_batch(args.compile_batch, seed=1)
+  batch = host_batch(args.compile_batch, seed=1)
   layers = model.mix_layers
 
   @jax.jit
@@ -225,6 +254,8 @@ def main():
     suffix = f"{dev.platform}_{ARGS.dtype}"
   else:
     suffix = "xla_defaults" if ARGS.xla_defaults else report["allocator"]
+  if ARGS.model != "preact_resnet18":
+    suffix = f"{ARGS.model}_{suffix}"
   out = ARGS.out or os.path.join(_common.RESULTS, f"train_{suffix}.json")
   _common.save_json(out, report)
 

@@ -265,7 +265,12 @@ def train_section(rep, name=""):
   flags = rep["machine"].get("xla_flags")
   device = rep.get("device", "cpu")
   where = "1 device" if device.startswith("cpu") else f"1 {device.split(':', 1)[-1]}"
-  title = (f"### Training overhead (PreActResNet-18, CIFAR 32×32, {where}, allocator "
+  a = rep["args"]
+  model = a.get("model", "preact_resnet18")
+  size = a.get("image_size", 32)
+  what = ("PreActResNet-18, CIFAR 32×32" if model == "preact_resnet18"
+          else f"`{model}`, {size}×{size}")
+  title = (f"### Training overhead ({what}, {where}, allocator "
            f"`{rep.get('allocator')}`")
   options = rep.get("compiler_options")
   if options is not None:
@@ -273,7 +278,6 @@ def train_section(rep, name=""):
   out = [title + (f"; XLA_FLAGS `{flags.strip()}`)" if flags else ")")
          + (f", `{name}`" if name else ""), "",
          header_of(rep), ""]
-  a = rep["args"]
   out.append(f"Batch {a['batch_size']}, {a['dtype']}; {a['rounds']} interleaved rounds × "
              f"{a['steps']} timed steps per method (median over rounds).")
   out.append("")

@@ -24,6 +24,12 @@ $PY benchmarks/bench_ops.py --platform gpu --dtypes float32,bfloat16 --ops famil
 for dtype in bfloat16 float32; do
   $PY benchmarks/bench_train.py --platform gpu --dtype "$dtype" --steps 50 --rounds 3
 done
+# The ImageNet recipes' networks in bfloat16 (train_<model>_gpu_bfloat16.json).
+for model in resnet50 vit_s16; do
+  $PY benchmarks/bench_train.py --platform gpu --dtype bfloat16 --model "$model" \
+      --image-size 224 --batch-size 128 --steps 20 --rounds 3 --compile-steps 0 \
+      --methods erm,mixup,cutmix,manifold_mixup,policy
+done
 $PY benchmarks/bench_scaling.py --platform gpu --devices "$DEVICES" --dtype bfloat16 \
     --batch-size 1024 --steps 50
 $PY benchmarks/bench_scaling.py --platform gpu --devices "$DEVICES" --dtype bfloat16 \

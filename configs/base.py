@@ -124,10 +124,13 @@ def get_config() -> ml_collections.ConfigDict:
   # An exponential moving average of the parameters and BatchNorm statistics (timm's
   # ModelEma; DeiT: 0.99996), evaluated (test_ema_*) and checkpointed; None: none.
   c.ema_decay = ml_collections.config_dict.placeholder(float)
-  # "step", "cosine" or "constant" (per step, warm-up from 0), or "deit_cosine" (timm's
-  # CosineLRScheduler stepped per epoch as DeiT does: from warmup_lr, cosine to min_lr).
+  # "step" (×gamma at each of the milestones, epochs), "step_every" (×gamma every
+  # step_epochs epochs: PyTorch's StepLR), "cosine" or "constant" (per step, warm-up from
+  # 0), or "deit_cosine" (timm's CosineLRScheduler stepped per epoch as DeiT does: from
+  # warmup_lr, cosine to min_lr).
   c.schedule = "step"
   c.milestones = (100, 150)
+  c.step_epochs = ml_collections.config_dict.placeholder(int)
   c.gamma = 0.1
   c.warmup_epochs = 0.0
   c.warmup_lr = 0.0
@@ -139,7 +142,7 @@ def get_config() -> ml_collections.ConfigDict:
   # PreActResNet-18; mixjax/training/compiler_options.py). True compiles them with
   # XLA's default options instead. pmap always uses XLA's defaults.
   c.xla_defaults = False
-  c.checkpoint_every_steps = 0  # 0: once per epoch.
+  c.checkpoint_every_steps = 0  # 0: once per epoch. Steps are micro-batches.
   # A NaN/Inf loss or gradient stops training within 2 x nan_check_every steps: the
   # finite flag of the step nan_check_every steps back is read every nan_check_every
   # steps (never the step just dispatched, so the host does not wait on the device).

@@ -22,9 +22,9 @@ ResNet-50 + CutMix after 300 epochs. Every value is read from that repository at
   batch_size            256            README.md:63 (--batch_size 256, over 4 GPUs: 58)
   learning_rate         0.1            README.md:64 (--lr 0.1)
   num_epochs            300            README.md:66 (--epochs 300)
-  schedule, milestones, step, (75,     train.py:369-377 (lr·0.1^(e // 75) for 300 epochs,
-  gamma, warmup_epochs  150, 225),     set at the start of epoch e: 179-181; no warm-up)
-                        0.1, 0
+  schedule, step_epochs, step_every,    train.py:369-377 (lr·0.1^(e // 75) for 300 epochs,
+  gamma, warmup_epochs  75, 0.1, 0     lr·0.1^(e // 30) for any other count; set at the
+                                       start of epoch e: 179-181; no warm-up)
   momentum, nesterov    0.9, True      train.py:42; 173-175 (SGD(nesterov=True))
   weight_decay          1e-4           train.py:44, on every parameter (173)
   eval_batch_size       256            train.py:149 (the val loader's batch; no effect)
@@ -34,12 +34,14 @@ AlexNet-style PCA lighting noise (α ~ N(0, 0.1)) of train.py:117-132: mixjax's 
 transform is the random-resized crop and flip alone. The paper's baseline and CutMix
 rows share them, so they move both. The reference ran 4 GPUs with ``nn.DataParallel``
 (BatchNorm over 64 images each); ``batch_norm`` stays "sync" (the global batch).
-For the reference's 90-epoch schedule (train.py:377, ×0.1 every 30 epochs) set both:
+``step_epochs`` follows ``num_epochs`` as the reference code does: 75 for 300 epochs, 30
+for any other count (``--config.num_epochs=90`` decays at 30 and 60):
 
   python train.py --config=configs/imagenet_cutmix.py --config.data_dir=DATA \
-    --config.num_epochs=90 --config.milestones="(30,60)" --workdir=runs/cutmix90
+    --config.num_epochs=90 --workdir=runs/cutmix90
 
-On fewer accelerators, keep the global batch with ``--config.grad_accum_steps=K``;
+On fewer accelerators, keep the global batch and schedule with
+``--config.grad_accum_steps=K``;
 ``--config.dtype=bfloat16`` computes in bf16 (the reference is float32).
 """
 
@@ -63,8 +65,10 @@ def get_config():
   c.eval_batch_size = 256
   c.learning_rate = 0.1
   c.num_epochs = 300
-  c.schedule = "step"
-  c.milestones = (75, 150, 225)
+  c.schedule = "step_every"
+  # train.py:374-377: every 75 epochs when epochs == 300, else every 30, computed lazily
+  # from num_epochs (ml_collections references): 1 // (|E − 300| + 1) is 1 iff E == 300.
+  c.step_epochs = 30 + 45 * (1 // (abs(c.get_ref("num_epochs") - 300) + 1))
   c.gamma = 0.1
   c.warmup_epochs = 0.0
   c.momentum = 0.9

@@ -1,8 +1,8 @@
 r"""DeiT-S on ImageNet with Mixup and CutMix, as github.com/facebookresearch/deit trains it.
 
 Touvron et al., 2021, "Training data-efficient image transformers & distillation through
-attention" (ICML): 79.9 % top-1 for DeiT-S (README.md:39). Every value is read from that
-repository at commit 7e160fe: its DeiT-S command (README.md:216: 4 processes × 256 images)
+attention" (ICML): 79.9 % top-1 for DeiT-S (README_deit.md:39). Every value is read from that
+repository at commit 7e160fe: its DeiT-S command (README_deit.md:216: 4 processes × 256 images)
 and ``main.py``'s defaults (line numbers below):
 
   field                   value            facebookresearch/deit
@@ -10,7 +10,7 @@ and ``main.py``'s defaults (line numbers below):
                                            (timm's random-resized crop and flip); 101-105
                                            (eval: Resize(224/0.875), CenterCrop(224))
   padding, flip           0, True          datasets.py:82-90 (no pad-and-crop)
-  model                   vit_s16          README.md:216; models.py:78-81 (ViT-S/16)
+  model                   vit_s16          README_deit.md:216; models.py:78-81 (ViT-S/16)
   model_kwargs.           0.1              main.py:46 (--drop-path 0.1); main.py:44
     drop_path_rate                         (--drop 0.0: no dropout)
   methods                 policy           main.py:255-260 (timm's Mixup: Mixup or CutMix
@@ -33,7 +33,7 @@ and ``main.py``'s defaults (line numbers below):
   weight_decay_mask       "timm"           main.py:352 (timm create_optimizer: no decay on
                                            1-d parameters, pos_embed and cls_token)
   clip_grad_norm          None             main.py:62 (--clip-grad None)
-  batch_size              1024             README.md:216 (4 × --batch-size 256)
+  batch_size              1024             README_deit.md:216 (4 × --batch-size 256)
   learning_rate           5e-4·B/512       main.py:71 (--lr 5e-4), 349-351 (× B/512):
                                            1e-3 at B = 1024, rescaled with batch_size
   num_epochs              300              main.py:35
@@ -53,17 +53,19 @@ Not reproduced:
   (Sec. 6, Table 8) chose RandAugment over AutoAugment by ablation, and calls repeated
   augmentation "one of the key ingredients" of its procedure, a significant boost. Expect
   DeiT-S below 79.9 % without them.
-* **Bicubic** resizing in the random-resized crop (main.py:102): ours is antialiased
-  bilinear.
-* DeiT mixes each process's 256 images on its own (so partners come from the same
-  process); mixjax mixes the global batch (the same distribution of pairs).
+* **Bicubic** resizing in the random-resized crop (main.py:102) and in the evaluation
+  resize (datasets.py:103): ours is antialiased bilinear.
+* DeiT mixes each process's 256 images on its own: partners from the same process, and
+  one λ and one Mixup-or-CutMix choice per 256 images. mixjax mixes the global batch: the
+  same distribution of pairs, but one draw per 1,024 images (``grad_accum_steps=4`` draws
+  per 256 again).
 
-EMA: DeiT evaluates the EMA with the same code as the raw model; ours logs
-``test_ema_accuracy`` beside ``test_accuracy``.
+EMA: DeiT only checkpoints the EMA (main.py:441, 460; its evaluation is of the raw model,
+447); mixjax also evaluates it, ``test_ema_accuracy`` beside ``test_accuracy``.
 
   python train.py --config=configs/imagenet_deit.py --config.data_dir=DATA \
     --workdir=runs/deit_s
-  # 8 accelerators of 32 images: the global batch by accumulation, the same updates.
+  # 8 accelerators of 32 images: the same global batch and schedule, by accumulation.
   python train.py --config=configs/imagenet_deit.py --config.data_dir=DATA \
     --config.grad_accum_steps=4 --workdir=runs/deit_s
 """

@@ -488,8 +488,8 @@ IMAGENET_REFERENCE = {
         "eval_batch_size": (256, CMI + "train.py:149"),
         "learning_rate": (0.1, CMI + "README.md:64"),
         "num_epochs": (300, CMI + "README.md:66"),
-        "schedule": ("step", CMI + "train.py:369-377"),
-        "milestones": ((75, 150, 225), CMI + "train.py:374-375 (lr·0.1^(e // 75))"),
+        "schedule": ("step_every", CMI + "train.py:369-377"),
+        "step_epochs": (75, CMI + "train.py:374-375 (lr·0.1^(e // 75) for 300 epochs)"),
         "gamma": (0.1, CMI + "train.py:375"),
         "warmup_epochs": (0.0, CMI + "train.py:369-377 (no warm-up)"),
         "momentum": (0.9, CMI + "train.py:42"),
@@ -503,7 +503,7 @@ IMAGENET_REFERENCE = {
         "image_size": (224, DT + "main.py:42"),
         "padding": (0, DT + "datasets.py:82-90"),
         "flip": (True, DT + "datasets.py:82-90 (timm's hflip 0.5)"),
-        "model": ("vit_s16", DT + "README.md:216; models.py:78-81"),
+        "model": ("vit_s16", DT + "README_deit.md:216; models.py:78-81"),
         "model_kwargs.drop_path_rate": (0.1, DT + "main.py:46"),
         "methods": (("policy",), DT + "main.py:255-260"),
         "mixers.policy.mixup_alpha": (0.8, DT + "main.py:128"),
@@ -519,7 +519,7 @@ IMAGENET_REFERENCE = {
         "eps": (1e-8, DT + "main.py:58"),
         "weight_decay": (0.05, DT + "main.py:66"),
         "weight_decay_mask": ("timm", DT + "main.py:352 (timm create_optimizer)"),
-        "batch_size": (1024, DT + "README.md:216 (4 × 256)"),
+        "batch_size": (1024, DT + "README_deit.md:216 (4 × 256)"),
         "eval_batch_size": (1024, "ours: no effect on the numbers"),
         "learning_rate": (1e-3, DT + "main.py:71, 349-351 (5e-4 · 1024 / 512)"),
         "num_epochs": (300, DT + "main.py:35"),
@@ -571,12 +571,15 @@ def test_imagenet_schedules_equal_the_reference_code_epoch_by_epoch(name):
   spe = 3
   schedule = make_schedule(config.learning_rate, config.num_epochs * spe, spe,
                            config.schedule, config.warmup_epochs, config.milestones,
-                           config.gamma, config.warmup_lr, config.min_lr)
+                           config.gamma, config.warmup_lr, config.min_lr, config.step_epochs)
   steps = np.arange(config.num_epochs * spe)
   ours = np.asarray(schedule(jnp.asarray(steps)), np.float64)
   epochs = steps // spe
   if name == "imagenet_cutmix":
     expected = config.learning_rate * 0.1 ** (epochs // 75)
+    # Any other length decays every 30 epochs (train.py:376-377), as the field follows.
+    assert [_parse("imagenet_cutmix.py", f"--config.num_epochs={n}").step_epochs
+            for n in (90, 299, 300, 301)] == [30, 30, 75, 30]
   else:
     expected = np.array([_timm_cosine(max(e - 1, 0), config.learning_rate) for e in epochs])
   # float32 rates against float64 (the cosine's error is absolute: 2⁻²² of lr).

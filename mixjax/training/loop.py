@@ -326,7 +326,8 @@ def train_and_evaluate(
   schedule = make_schedule(
       config.learning_rate, config.num_epochs * updates_per_epoch, updates_per_epoch,
       config.schedule, config.get("warmup_epochs", 0.0), tuple(config.get("milestones", ())),
-      config.get("gamma", 0.1), config.get("warmup_lr", 0.0), config.get("min_lr", 0.0))
+      config.get("gamma", 0.1), config.get("warmup_lr", 0.0), config.get("min_lr", 0.0),
+      config.get("step_epochs"))
   tx = optimizer_from_config(config, schedule)
   ema_decay = config.get("ema_decay")
   init_key, train_key = jax.random.split(jax.random.key(config.seed))
@@ -365,6 +366,11 @@ def train_and_evaluate(
           f"{workdir} already holds checkpoints (newest step {ckpt.latest_step()}); "
           "pass --resume to continue, or choose another --workdir.")
     state, meta = ckpt.restore(state)
+    if meta.get("grad_accum_steps", 1) != accumulate:
+      raise ValueError(
+          f"{ckpt.directory} was saved with grad_accum_steps={meta.get('grad_accum_steps', 1)} "
+          f"(its steps count micro-batches of that size); resume with the same value, not "
+          f"{accumulate}.")
     history = meta.get("history", [])
     log(f"[{name}] resumed from step {int(state.step)} in {ckpt.directory}")
   start_step = int(state.step)
@@ -414,7 +420,7 @@ def train_and_evaluate(
     if bad is not None:
       stop(bad, step)
     # The partial epoch's loss sum lets a resumed epoch report the same train_loss.
-    meta = {"history": history, "method": name,
+    meta = {"history": history, "method": name, "grad_accum_steps": accumulate,
             "epoch_loss_sum": float(loss_sum), "epoch_steps": steps_in_epoch}
     if last_input_state is not None:
       meta["input"] = {**input_key, "start": inputs.start}

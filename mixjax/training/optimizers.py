@@ -81,12 +81,25 @@ def lamb(learning_rate: optax.ScalarOrSchedule, weight_decay: float, mask,
          options: Mapping[str, Any]) -> optax.GradientTransformation:
   """LAMB (You et al., 2020): AdamW's update scaled per parameter by ``‖θ‖ / ‖update‖``.
 
-  optax's ``lamb`` (the paper's algorithm). timm's ``Lamb`` differs in one default: it
-  clips the global gradient norm to 1 inside the optimiser; set ``clip_grad_norm=1`` for
-  that. Options: ``b1`` (0.9), ``b2`` (0.999), ``eps`` (1e-6, the paper's and timm's).
+  As timm's ``Lamb`` (``timm/optim/lamb.py``, ``always_adapt=False``, what timm's
+  ``create_optimizer`` builds): the trust ratio applies only where weight decay does (not
+  to the parameters the mask exempts, nor anywhere when ``weight_decay`` is 0). With the
+  ``"all"`` mask and a non-zero decay this is optax's ``lamb``, the paper's algorithm.
+  timm's ``Lamb`` also clips the global gradient norm to 1 by default: set
+  ``clip_grad_norm=1`` for that. Options: ``b1`` (0.9), ``b2`` (0.999), ``eps`` (1e-6,
+  the paper's and timm's).
   """
-  return optax.lamb(learning_rate, b1=options.get("b1", 0.9), b2=options.get("b2", 0.999),
-                    eps=options.get("eps", 1e-6), weight_decay=weight_decay, mask=mask)
+  trust = optax.scale_by_trust_ratio()
+  if not weight_decay:
+    trust = optax.identity()
+  elif mask is not None:
+    trust = optax.masked(trust, mask)
+  return optax.chain(
+      optax.scale_by_adam(b1=options.get("b1", 0.9), b2=options.get("b2", 0.999),
+                          eps=options.get("eps", 1e-6)),
+      optax.add_decayed_weights(weight_decay, mask),
+      trust,
+      optax.scale_by_learning_rate(learning_rate))
 
 
 #: name -> ``f(learning_rate, weight_decay, mask, options)``; a new optimiser is one

@@ -53,10 +53,12 @@ def make_schedule(
     gamma: float = 0.1,
     warmup_lr: float = 0.0,
     min_lr: float = 0.0,
+    step_epochs: int | None = None,
 ) -> optax.Schedule:
   """The learning rate per step.
 
   ``"step"``: ``lr·γ^k`` after the ``k``-th milestone epoch (the papers' recipes);
+  ``"step_every"``: ``lr·γ^⌊e / step_epochs⌋`` in epoch ``e`` (PyTorch's ``StepLR``);
   ``"cosine"``: cosine decay to 0; ``"constant"``. These with an optional linear
   warm-up from 0, per step.
 
@@ -67,9 +69,21 @@ def make_schedule(
   (``main.py:420-432``; the scheduler starts at ``warmup_lr``), so epoch 0 trains at
   ``c(0)`` and epoch ``e ≥ 1`` at ``c(e − 1)``, constant within the epoch.
   """
+  if schedule != "deit_cosine" and (warmup_lr or min_lr):
+    raise ValueError(f"warmup_lr and min_lr apply to schedule 'deit_cosine'; got "
+                     f"warmup_lr={warmup_lr}, min_lr={min_lr} with {schedule!r}.")
+  if (schedule == "step_every") != (step_epochs is not None):
+    raise ValueError(f"step_epochs is the period of schedule 'step_every' (and only its); "
+                     f"got step_epochs={step_epochs!r} with {schedule!r}.")
   if schedule == "deit_cosine":
     return _deit_cosine(base_lr, total_steps, steps_per_epoch, warmup_epochs, warmup_lr,
                         min_lr)
+  if schedule == "step_every":
+    if not isinstance(step_epochs, int) or step_epochs < 1:
+      raise ValueError(f"step_epochs must be an int >= 1, got {step_epochs!r}.")
+    epochs = total_steps // max(steps_per_epoch, 1)
+    milestones = tuple(range(step_epochs, epochs + 1, step_epochs))
+    schedule = "step"
   warmup = int(round(warmup_epochs * steps_per_epoch))
   if schedule == "cosine":
     main = optax.cosine_decay_schedule(base_lr, max(total_steps - warmup, 1))
@@ -79,8 +93,8 @@ def make_schedule(
   elif schedule == "constant":
     main = optax.constant_schedule(base_lr)
   else:
-    raise ValueError(f"schedule must be 'step', 'cosine', 'constant' or 'deit_cosine', "
-                     f"got {schedule!r}.")
+    raise ValueError(f"schedule must be 'step', 'step_every', 'cosine', 'constant' or "
+                     f"'deit_cosine', got {schedule!r}.")
   if warmup <= 0:
     return main
   return optax.join_schedules(
