@@ -28,6 +28,10 @@ _OWN_CACHE = None
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   _OWN_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(
       prefix="mixjax-tests-jax-cache-")
+  # Every program, not only those over jax's default 1 s: the suite compiles thousands of
+  # small ones, and modules (whose compiled programs are dropped after each, below) and
+  # workers share many of them.
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import gc  # noqa: E402
 
