@@ -22,6 +22,7 @@ import scipy.stats
 import mixjax
 from mixjax import models
 from tests.model_variables import numpy_variables
+from tests.plans import plans_for_every_layer
 from tests.tolerances import F32_EPS, assert_close_in_ulps, differ_beyond_rounding
 
 # A blend λ·a + (1 − λ)·b in float32 rounds 1 − λ, each product and the sum: at most
@@ -371,13 +372,8 @@ def resnet18_case():
         variables, x, plan, train=True, return_hidden=True, mutable="batch_stats")
     return logits, hidden, updates["batch_stats"]
 
-  plans = {}
-  for seed in range(100):
-    plan = _sample_plan(jax.random.key(seed), 4, model.mix_layers)
-    plans.setdefault(int(plan.layer), plan)
-    if len(plans) == len(model.mix_layers):
-      break
-  assert sorted(plans) == list(model.mix_layers)
+  plans = dict(zip(model.mix_layers,
+                   plans_for_every_layer(model.mix_layers, 4, _sample_plan), strict=True))
   return model, variables, x, apply, traces, plans
 
 

@@ -27,6 +27,7 @@ import mixjax
 from mixjax import models
 from mixjax.models import vit
 from tests.model_variables import numpy_variables
+from tests.plans import plans_for_every_layer
 from tests.tolerances import (
     F32_EPS,
     NETWORK_ULPS,
@@ -349,13 +350,8 @@ def tiny_case():
                                           mutable="intermediates")
     return logits, hidden, state["intermediates"]["cls_attention"][0]
 
-  plans = {}
-  for seed in range(100):
-    plan = _sample_plan(jax.random.key(seed), 4, model.mix_layers)
-    plans.setdefault(int(plan.layer), plan)
-    if len(plans) == len(model.mix_layers):
-      break
-  assert sorted(plans) == list(model.mix_layers)
+  plans = dict(zip(model.mix_layers,
+                   plans_for_every_layer(model.mix_layers, 4, _sample_plan), strict=True))
   return model, variables, x, apply, traces, plans
 
 
