@@ -320,8 +320,6 @@ def train_and_evaluate(
                    "buffer": config.get("data_buffer", 2)}
   # What a saved input position belongs to: the same in a resumed run, or it restarts.
   input_key = {"processes": jax.process_count(), "workers": workers, "batch_size": batch_size}
-  if accumulate > 1:
-    input_key["grad_accum_steps"] = accumulate
   # The schedule counts optimiser updates (optax.MultiSteps steps it once per update).
   schedule = make_schedule(
       config.learning_rate, config.num_epochs * updates_per_epoch, updates_per_epoch,
@@ -489,14 +487,13 @@ def train_and_evaluate(
   ckpt.wait()
   ckpt.close()
   final = history[-1] if history else {}
-  extra = {k: final[f"test_ema_{k}"] for k in ("accuracy", "nll", "ece")
-           if f"test_ema_{k}" in final}
   return {
       "method": name,
       "accuracy": final.get("test_accuracy", math.nan),
       "nll": final.get("test_nll", math.nan),
       "ece": final.get("test_ece", math.nan),
-      **{f"ema_{k}": v for k, v in extra.items()},
+      **{f"ema_{k}": final[f"test_ema_{k}"] for k in ("accuracy", "nll", "ece")
+         if f"test_ema_{k}" in final},
       "train_loss": final.get("train_loss", math.nan),
       "epochs": config.num_epochs,
       "steps": step,
