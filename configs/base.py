@@ -95,7 +95,8 @@ def get_config() -> ml_collections.ConfigDict:
   # labels replaced by a uniformly drawn other class, from the seed; in-memory datasets.
   c.label_noise = 0.0
   # The loss (mixjax.losses.LOSSES): "ce", soft-target cross-entropy (the Mixup and
-  # CutMix code), or "softmax_bce", BCE of the softmax (the Manifold Mixup code).
+  # CutMix code), "softmax_bce", BCE of the softmax (the Manifold Mixup code), or
+  # "sigmoid_bce", BCE of one sigmoid per class (timm's --bce-loss).
   c.loss = "ce"
   # timm's mixup_off_epoch: from this epoch (counted from 0) on, no mixing (labels keep
   # their smoothing); None: mix to the end.

@@ -4,13 +4,16 @@ Every op takes an explicit PRNG key. Sampling (``sample_*``) is separate from
 applying (:func:`apply_mix`), so any mix can be replayed and inspected.
 """
 
+from mixjax.axes import from_spatial, to_spatial
 from mixjax.boxes import box_area, box_mask, sample_boxes, sample_boxes_minmax
 from mixjax.compose import Choice
 from mixjax.cutmix import CutMix, cutmix, sample_cutmix, sample_cutmix_boxes
+from mixjax.dense import mix_dense
+from mixjax.detection import MixedBoxes, mix_boxes
 from mixjax.fmix import FMix, fmix, sample_fmix
 from mixjax.gridmix import GridMix, gridmix, sample_gridmix
 from mixjax.labels import soft_labels, soft_target_cross_entropy
-from mixjax.losses import softmax_bce
+from mixjax.losses import sigmoid_bce, softmax_bce
 from mixjax.manifold import MixPlan, sample_plan
 from mixjax.mixer import Identity, Mixer, box_params, mask_params, spatial_size
 from mixjax.mixup import Mixup, mixup, sample_mixup
@@ -38,6 +41,7 @@ from mixjax.sampling import (
     symmetric_beta,
 )
 from mixjax.smoothmix import SmoothMix, sample_smoothmix, smoothmix
+from mixjax.video import sample_per_frame
 
 __version__ = "0.1.0"
 
@@ -49,6 +53,7 @@ __all__ = [
     "Identity",
     "MixConfig",
     "MixParams",
+    "MixedBoxes",
     "MixPlan",
     "Mixer",
     "Mixup",
@@ -71,6 +76,9 @@ __all__ = [
     "list_mixers",
     "mask_params",
     "mix",
+    "from_spatial",
+    "mix_boxes",
+    "mix_dense",
     "mix_images",
     "mix_labels",
     "mixed_dtype",
@@ -92,6 +100,7 @@ __all__ = [
     "sample_mixup",
     "sample_partner_sets",
     "sample_partners",
+    "sample_per_frame",
     "sample_plan",
     "sample_resizemix",
     "sample_resizemix_boxes",
@@ -101,7 +110,9 @@ __all__ = [
     "smoothmix",
     "soft_labels",
     "soft_target_cross_entropy",
+    "sigmoid_bce",
     "softmax_bce",
     "spatial_size",
     "symmetric_beta",
+    "to_spatial",
 ]

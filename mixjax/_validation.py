@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import numbers
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 MODES = ("batch", "elem")
 PAIRINGS = ("permute", "flip", "roll")
@@ -111,6 +113,7 @@ def jit_with_hyperparameters(static_argnames: Sequence[str], traceable: Sequence
   traceable = tuple(traceable)
 
   def decorate(fun):
+    signature = inspect.signature(fun)
     static_jit = jax.jit(fun, static_argnames=static_argnames)
     traced_jit = jax.jit(fun, static_argnames=tuple(
         n for n in static_argnames if n not in traceable))
@@ -121,6 +124,9 @@ def jit_with_hyperparameters(static_argnames: Sequence[str], traceable: Sequence
       for k, v in kwargs.items():
         if k in static_argnames and k not in traceable:
           check_static(v, k, traceable)
+      given = signature.bind_partial(*args, **kwargs).arguments
+      if "labels" in given:
+        check_label_ids(given["labels"], given.get("num_classes"))
       if any(is_traced(kwargs.get(n)) for n in traceable):
         return traced_jit(*args, **kwargs)
       return static_jit(*args, **kwargs)
@@ -181,29 +187,47 @@ def check_batch(images: jax.Array, min_rank: int = 2) -> int:
   return images.shape[0]
 
 
-LAYOUTS = (None, "NHWC")
+LAYOUTS = (None, "NHWC", "NTHWC")
 
 
 def check_layout(layout: str | None) -> None:
   if layout not in LAYOUTS:
     raise ValueError(
-        "layout must be None (NHWC or NHW, checked for channels-first) or 'NHWC' "
-        f"(NHWC, trusted), got {layout!r}.")
+        "layout must be None (NHWC, NHW or video NTHWC, checked for channels-first), "
+        f"'NHWC' or 'NTHWC' (trusted), got {layout!r}.")
 
 
 def check_spatial(images: jax.Array, layout: str | None = None) -> tuple[int, int]:
-  """Returns (H, W) of an NHWC or NHW batch; raises for other layouts.
+  """Returns (H, W) of an NHWC or NHW batch, or of an NTHWC batch of clips; raises otherwise.
 
-  CutMix reads images as ``[B, H, W, C]`` or ``[B, H, W]``. A rank-4 batch whose
-  axis 1 has size 1, 3 or 4 and whose last axis is larger than 4 is almost surely
-  channels-first ``[B, C, H, W]`` (the PyTorch habit), where boxes would be drawn
-  over channels × rows; it is refused unless ``layout="NHWC"`` says it is NHWC.
+  CutMix reads images as ``[B, H, W, C]`` or ``[B, H, W]``, and clips of video as
+  ``[B, T, H, W, C]`` (Scenic's NTHWC; one box or mask per clip, in every frame). A
+  rank-4 batch whose axis 1 has size 1, 3 or 4 and whose last axis is larger than 4
+  is almost surely channels-first ``[B, C, H, W]`` (the PyTorch habit), where boxes
+  would be drawn over channels × rows; it is refused unless ``layout="NHWC"`` says
+  it is NHWC. Likewise a rank-5 batch that looks ``[B, C, T, H, W]`` unless
+  ``layout="NTHWC"``.
   """
   check_layout(layout)
-  if images.ndim not in (3, 4):
+  if images.ndim not in (3, 4, 5):
     raise ValueError(
-        "CutMix needs images with two spatial axes, [B, H, W, C] or [B, H, W], "
-        f"got shape {tuple(images.shape)}.")
+        "CutMix needs images with two spatial axes, [B, H, W, C] or [B, H, W], or clips "
+        f"[B, T, H, W, C], got shape {tuple(images.shape)}.")
+  if images.ndim == 5:
+    if layout == "NHWC":
+      raise ValueError(f"layout 'NHWC' is for [B, H, W, C] images; a rank-5 batch "
+                       f"{tuple(images.shape)} is read as clips: pass layout='NTHWC'.")
+    if layout is None and images.shape[1] in (1, 3, 4) and images.shape[4] > 4:
+      raise ValueError(
+          f"clips are read as [B, T, H, W, C], but shape {tuple(images.shape)} looks "
+          f"channels-first [B, C, T, H, W] (axis 1 of size {images.shape[1]}, last axis "
+          f"{images.shape[4]}). Transpose it with jnp.transpose(x, (0, 2, 3, 4, 1)), or "
+          f"pass layout='NTHWC' if it really is {images.shape[1]} frames of "
+          f"{images.shape[4]} channels.")
+    return images.shape[2], images.shape[3]
+  if layout == "NTHWC":
+    raise ValueError(f"layout 'NTHWC' is for clips [B, T, H, W, C], got shape "
+                     f"{tuple(images.shape)}.")
   if (layout is None and images.ndim == 4 and images.shape[1] in (1, 3, 4)
       and images.shape[3] > 4):
     raise ValueError(
@@ -230,3 +254,55 @@ def check_minmax(minmax: Sequence[float] | None, name: str = "minmax"
     raise ValueError(
         f"{name} must satisfy 0 < min <= max <= 1, got {minmax!r}.")
   return lo, hi
+
+
+MAX_REPORTED_IDS = 8  # Offending label ids named in an error message.
+
+
+def check_label_ids(labels, num_classes) -> None:
+  """Raises ``ValueError`` for integer class ids outside ``[0, num_classes)``.
+
+  ``jax.nn.one_hot`` turns such an id into an all-zero row, so a mix of it gives a
+  row that does not sum to one (e.g. 0.17): silently wrong targets. What is
+  checked depends on what is known:
+
+  * concrete ids (a NumPy array or a JAX array outside ``jit``): checked here, and
+    the error names the offending ids and their positions (this reads the ids to
+    the host: one small transfer and a wait for them per call); a global array that
+    spans other processes' devices is not read;
+  * traced ids (inside the caller's ``jit``, ``vmap``, ``shard_map``, ...): a
+    ``checkify.check(..., debug=True)``, which XLA drops unless the caller wraps
+    the function in ``jax.experimental.checkify.checkify``, then ``err.throw()``
+    raises naming the first offending id. Without it nothing is checked (the
+    rows of such ids are all zero).
+
+  Anything else (label rows ``[B, K]``, float labels, ``num_classes=None``) is left
+  to the callers' own checks.
+  """
+  if num_classes is None or not hasattr(labels, "dtype") or getattr(labels, "ndim", 0) != 1:
+    return
+  if not jnp.issubdtype(labels.dtype, jnp.integer) or isinstance(num_classes, bool):
+    return
+  try:
+    k = int(num_classes)
+  except (TypeError, ValueError):
+    return
+  if has_tracer(labels):
+    ok = (labels >= 0) & (labels < k)
+    first = jnp.argmin(ok)  # The first False (0 when every id is in range).
+    # Its id by a masked sum, not labels[first]: no gather of a batch sharded over devices.
+    value = jnp.sum(jnp.where(jnp.arange(labels.shape[0]) == first, labels, 0))
+    checkify.check(jnp.all(ok),
+                   f"label ids must lie in [0, {k}) (num_classes={k}); got {{id}} at "
+                   f"position {{pos}}", id=value, pos=first, debug=True)
+    return
+  if isinstance(labels, jax.Array) and not labels.is_fully_addressable:
+    return  # Spans other processes' devices: this process cannot read the ids.
+  values = np.asarray(labels)
+  bad = np.flatnonzero((values < 0) | (values >= k))
+  if bad.size:
+    shown = ", ".join(f"{values[i]} (at {i})" for i in bad[:MAX_REPORTED_IDS])
+    more = f" and {bad.size - MAX_REPORTED_IDS} more" if bad.size > MAX_REPORTED_IDS else ""
+    raise ValueError(
+        f"label ids must lie in [0, {k}) (num_classes={k}); got {bad.size} outside: "
+        f"{shown}{more}. An id outside would give an all-zero one-hot row.")

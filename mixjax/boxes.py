@@ -41,6 +41,10 @@ def sample_boxes(
   The clipped area can be smaller than ``(1 − λ)·H·W``: use :func:`box_area` for
   the exact fraction (timm's ``correct_lam``).
 
+  A segment: when exactly one of ``H``, ``W`` is 1 (a sequence ``[B, T, 1, D]``, see
+  :func:`mixjax.axes.to_spatial`) the box is a 1-D cut of ratio ``1 − λ`` (not
+  ``√(1 − λ)``) along the other axis, by the same rule, spanning the unit axis.
+
   Args:
     key: a PRNG key.
     lam: float ``[N]`` weights in ``[0, 1]``.
@@ -55,7 +59,9 @@ def sample_boxes(
   chex.assert_rank(lam, 1)
   key_y, key_x = jax.random.split(key)
   n = lam.shape[0]
-  ratio = jnp.sqrt(jnp.clip(1.0 - lam.astype(jnp.float32), 0.0, 1.0))
+  segment = (height == 1) != (width == 1)
+  ratio = jnp.clip(1.0 - lam.astype(jnp.float32), 0.0, 1.0)
+  ratio = ratio if segment else jnp.sqrt(ratio)
   cut_h = jnp.floor(height * ratio).astype(jnp.int32)
   cut_w = jnp.floor(width * ratio).astype(jnp.int32)
   centre_y = jax.random.randint(key_y, (n,), 0, height, dtype=jnp.int32)
@@ -66,12 +72,20 @@ def sample_boxes(
     bottom, right = centre_y + cut_h // 2, centre_x + cut_w // 2
   else:
     bottom, right = top + cut_h, left + cut_w
-  return jnp.stack([
+  boxes = jnp.stack([
       jnp.clip(top, 0, height),
       jnp.clip(left, 0, width),
       jnp.clip(bottom, 0, height),
       jnp.clip(right, 0, width),
   ], axis=-1)
+  return _span_unit_axis(boxes, height, width) if segment else boxes
+
+
+def _span_unit_axis(boxes: chex.Array, height: int, width: int) -> chex.Array:
+  """A segment's boxes with the unit axis (``H = 1`` or ``W = 1``) covered: ``[0, 1)``."""
+  if height == 1:
+    return boxes.at[:, 0].set(0).at[:, 2].set(1)
+  return boxes.at[:, 1].set(0).at[:, 3].set(1)
 
 
 def sample_boxes_minmax(
@@ -86,6 +100,7 @@ def sample_boxes_minmax(
   Height and width are drawn independently as integers in
   ``[⌊H·min⌋, ⌊H·max⌋]`` and ``[⌊W·min⌋, ⌊W·max⌋]``; the box is placed uniformly
   so that it lies wholly inside the image (no clipping). ``λ`` follows from the area.
+  A segment (exactly one of ``H``, ``W`` is 1) spans the unit axis.
 
   Returns:
     int32 ``[num, 4]`` boxes.
@@ -98,7 +113,10 @@ def sample_boxes_minmax(
       key_w, (num,), int(width * lo), int(width * hi) + 1, dtype=jnp.int32)
   top = jax.random.randint(key_y, (num,), 0, height - cut_h + 1, dtype=jnp.int32)
   left = jax.random.randint(key_x, (num,), 0, width - cut_w + 1, dtype=jnp.int32)
-  return jnp.stack([top, left, top + cut_h, left + cut_w], axis=-1)
+  boxes = jnp.stack([top, left, top + cut_h, left + cut_w], axis=-1)
+  if (height == 1) != (width == 1):
+    boxes = _span_unit_axis(boxes, height, width)
+  return boxes
 
 
 def box_area(boxes: chex.Array) -> chex.Array:

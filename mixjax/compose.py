@@ -70,6 +70,10 @@ class Choice(Mixer):
     return any(m.spatial for m in self.mixers)
 
   @property
+  def segments(self) -> bool:
+    return all(m.segments or not m.spatial for m in self.mixers)
+
+  @property
   def num_partners(self) -> int:
     return max(m.num_partners for m in self.mixers)
 

@@ -185,6 +185,7 @@ class CutMix(Mixer):
   box_rule: str = "reference"
 
   spatial = True
+  segments = True   # sample_boxes cuts 1 − λ of a segment.
   traceable = ("alpha",)
 
   def validate(self):

@@ -218,7 +218,8 @@ def low_freq_images(noise: chex.Array, height: int, width: int,
     if height < 2 or width < 2:
       raise ValueError("spectrum='reference' reads the spectrum rows 0 and 1 (fmix.py line "
                        "65) and keeps the columns 0 and 1 (a single column is a constant "
-                       f"image), so it needs H >= 2 and W >= 2, got H = {height}, W = {width}.")
+                       f"image), so it needs H >= 2 and W >= 2, got H = {height}, W = "
+                       f"{width}; for a 1-D mask (a segment) use spectrum='paper'.")
     if noise.ndim == 4 and noise.shape[1] == height:
       noise = noise[:, :2]
     chex.assert_shape(noise, (None, 2, scale.shape[1], 2))
@@ -497,6 +498,7 @@ class FMix(Mixer):
   spectrum: str = "reference"
 
   spatial = True
+  segments = True   # With spectrum="paper": 1-D low-frequency masks.
   traceable = ("alpha",)
 
   def validate(self):

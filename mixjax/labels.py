@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mixjax import _validation
+
 
 def soft_labels(
     labels: chex.Array,
@@ -26,8 +28,12 @@ def soft_labels(
 
   Args:
     labels: integer ids ``[B]`` or label rows ``[B, K]`` (any numeric dtype).
-      Ids must lie in ``[0, K)``: values are unknown at trace time, so an id
-      outside gives an all-zero row (``jax.nn.one_hot``) rather than an error.
+      Ids must lie in ``[0, K)``: concrete ids outside are a ``ValueError`` naming
+      them; traced ids (inside ``jit``) are checked only under
+      ``jax.experimental.checkify.checkify`` (see
+      :func:`mixjax._validation.check_label_ids`), and otherwise give an all-zero row.
+      Rows are taken as they are (not renormalised): multi-hot rows of a multi-label
+      task stay multi-hot.
     num_classes: ``K``. Required for integer ids; checked against ``K`` for rows.
     label_smoothing: ``ε`` in ``[0, 1)``.
     batch_size: if given, the expected ``B``.
@@ -66,6 +72,7 @@ def soft_labels(
       raise ValueError(
           "integer class ids need num_classes to build one-hot labels; got "
           "num_classes=None.")
+    _validation.check_label_ids(labels, num_classes)
     rows = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
   else:
     if num_classes is not None and labels.shape[1] != num_classes:

@@ -1,8 +1,10 @@
-r"""The losses a train step can use, by name: soft-target CE and the softmax-BCE.
+r"""The losses a train step can use, by name: soft-target CE, softmax-BCE, sigmoid-BCE.
 
 ``"ce"`` is :func:`~mixjax.soft_target_cross_entropy`, the loss of the Mixup and
 CutMix code. ``"softmax_bce"`` is :func:`softmax_bce`, the loss the Manifold
-Mixup code trains ERM, Mixup and Manifold Mixup with. At a uniform softmax its
+Mixup code trains ERM, Mixup and Manifold Mixup with. ``"sigmoid_bce"`` is
+:func:`sigmoid_bce`, one independent sigmoid per class: the loss of multi-label
+tasks (mixed multi-hot targets) and of timm's ``--bce-loss``. At a uniform softmax its
 gradient w.r.t. the logits is exactly ``1/(K − 1)`` of the CE gradient for any
 soft target (0.111× for 10 classes, 0.0101× for 100; init-scale logits measure
 the same to 1%), so the same learning rate and weight decay train in another
@@ -100,9 +102,47 @@ def softmax_bce(logits: chex.Array, targets: chex.Array) -> chex.Array:
       log_odds, targets.astype(jnp.float32)).mean(axis=-1)
 
 
+def sigmoid_bce(logits: chex.Array, targets: chex.Array) -> chex.Array:
+  r"""Per-example binary cross-entropy of independent sigmoids, for soft multi-label targets.
+
+  With ``σ`` the logistic function and ``K`` classes,
+
+  .. math::
+
+     \ell(z, y) = -\frac{1}{K} \sum_{k=1}^{K}
+       \big[y_k \log \sigma(z_k) + (1 - y_k) \log(1 - \sigma(z_k))\big],
+
+  ``optax.sigmoid_binary_cross_entropy`` averaged over the classes in float32;
+  ``mean()`` over the batch gives PyTorch's ``BCEWithLogitsLoss()`` (mean over
+  ``B·K``), which timm's ``BinaryCrossEntropy`` uses. Each class is a yes/no
+  question, so a target row need not sum to one: a multi-label example is a
+  multi-hot row, and a mix of two (:func:`~mixjax.mix_labels`) gives each class
+  its weight in ``[0, 1]`` (``w·y_i + (1 − w)·y_p``: a class both examples have
+  stays 1) without renormalising. The loss is linear in ``y``, so the loss of a
+  mixed target is the mix of the two losses, as for soft-target CE.
+
+  Args:
+    logits: ``[..., K]``.
+    targets: ``[..., K]`` in ``[0, 1]`` (multi-hot, or mixed/soft).
+
+  Returns:
+    float32 ``[...]``.
+
+  Raises:
+    ValueError: shapes differ.
+  """
+  if logits.shape != targets.shape:
+    raise ValueError(
+        f"logits and targets must have the same shape, got {tuple(logits.shape)} "
+        f"and {tuple(targets.shape)}.")
+  return optax.sigmoid_binary_cross_entropy(
+      logits.astype(jnp.float32), targets.astype(jnp.float32)).mean(axis=-1)
+
+
 LOSSES: dict[str, Callable[[chex.Array, chex.Array], chex.Array]] = {
     "ce": soft_target_cross_entropy,
     "softmax_bce": softmax_bce,
+    "sigmoid_bce": sigmoid_bce,
 }
 
 

@@ -43,6 +43,7 @@ traced values, e.g. ``Mixup(alpha=schedule(step))`` inside a jitted step.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -51,18 +52,22 @@ import jax
 import jax.numpy as jnp
 
 from mixjax import _validation
+from mixjax.axes import from_spatial, to_spatial
 from mixjax.boxes import box_area
 from mixjax.params import MixParams, apply_mix, gate_params, identity_params
 
 
 def spatial_size(image_shape: Sequence[int]) -> tuple[int, int]:
-  """``(H, W)`` of an image shape ``(H, W)`` or ``(H, W, C)`` (the batch axis left off)."""
+  """``(H, W)`` of an image shape ``(H, W)`` or ``(H, W, C)``, or of a clip ``(T, H, W, C)``.
+
+  (The batch axis left off.) A clip's frames share one box or mask.
+  """
   shape = tuple(image_shape)
-  if len(shape) not in (2, 3) or any(not isinstance(d, int) or d < 1 for d in shape):
+  if len(shape) not in (2, 3, 4) or any(not isinstance(d, int) or d < 1 for d in shape):
     raise ValueError(
-        "this mixer needs images with two spatial axes: image_shape (H, W) or (H, W, C) "
-        f"(images.shape[1:]), got {shape!r}.")
-  return shape[0], shape[1]
+        "this mixer needs images with two spatial axes: image_shape (H, W) or (H, W, C), "
+        f"or clips (T, H, W, C) (images.shape[1:]), got {shape!r}.")
+  return (shape[1], shape[2]) if len(shape) == 4 else (shape[0], shape[1])
 
 
 def mask_params(perm: chex.Array, mask: chex.Array, pairing: str = "permute") -> MixParams:
@@ -71,7 +76,7 @@ def mask_params(perm: chex.Array, mask: chex.Array, pairing: str = "permute") ->
   Args:
     perm: int32 ``[B]`` partners.
     mask: ``[B, H, W]`` weight of the partner's pixel: bool (pixels copied) or
-      float in ``[0, 1]`` (blended).
+      float in ``[0, 1]`` (blended); for clips ``[B, T, H, W]``, one per frame.
     pairing: how ``perm`` was drawn (:func:`~mixjax.sample_partners`), recorded in
       :attr:`MixParams.pairing`; ``"permute"`` for any partners.
 
@@ -79,15 +84,16 @@ def mask_params(perm: chex.Array, mask: chex.Array, pairing: str = "permute") ->
     :class:`~mixjax.MixParams` with ``label_weight = 1 − mean(mask)`` per example,
     the exact pixel fraction kept (exact for bool masks: a count over ``H·W``).
   """
-  if mask.ndim != 3 or mask.shape[0] != perm.shape[0]:
+  if mask.ndim not in (3, 4) or mask.shape[0] != perm.shape[0]:
     raise ValueError(
-        f"mask must be [B, H, W] with B = {perm.shape[0]}, got {tuple(mask.shape)}.")
-  height, width = mask.shape[1:]
+        f"mask must be [B, H, W] (or one per frame, [B, T, H, W]) with B = {perm.shape[0]}, "
+        f"got {tuple(mask.shape)}.")
+  axes = tuple(range(1, mask.ndim))
   if mask.dtype == jnp.bool_:
-    taken = jnp.sum(mask, axis=(1, 2), dtype=jnp.int32).astype(jnp.float32)
+    taken = jnp.sum(mask, axis=axes, dtype=jnp.int32).astype(jnp.float32)
   else:
-    taken = jnp.sum(mask.astype(jnp.float32), axis=(1, 2))
-  weight = 1.0 - taken / (height * width)
+    taken = jnp.sum(mask.astype(jnp.float32), axis=axes)
+  weight = 1.0 - taken / math.prod(mask.shape[1:])
   return MixParams(perm=perm.astype(jnp.int32), label_weight=weight, mask=mask,
                    pairing=pairing)
 
@@ -130,6 +136,8 @@ class Mixer:
     prob: probability of mixing (per batch or per example, as ``mode``); an
       example not mixed comes back bit for bit unchanged.
     spatial: class attribute: the method needs ``(H, W)`` images.
+    segments: class attribute: a spatial method that also draws 1-D masks on a
+      segment view ``(T, 1)`` (``axes=`` with one axis, see :mod:`mixjax.axes`).
     uses_images: class attribute: the draw looks at the pixels (SaliencyMix's
       boxes follow the partner's saliency), so :meth:`sample` needs ``images``
       and passes them to :meth:`draw` as the keyword ``images``.
@@ -145,6 +153,7 @@ class Mixer:
   prob: float = 1.0
 
   spatial: ClassVar[bool] = False
+  segments: ClassVar[bool] = False
   uses_images: ClassVar[bool] = False
   traceable: ClassVar[tuple[str, ...]] = ()
 
@@ -267,13 +276,31 @@ class Mixer:
     return gate_params(params, jnp.broadcast_to(apply, (batch_size,)))
 
   def __call__(self, key: chex.PRNGKey, images: chex.Array, labels: chex.Array, *,
-               layout: str | None = None) -> tuple[chex.Array, chex.Array]:
+               layout: str | None = None, axes: Sequence[int] | None = None
+               ) -> tuple[chex.Array, chex.Array]:
     """Mixes a batch: ``(x̃, ỹ)``, float32 soft labels ``[B, K]``.
 
     ``layout`` is that of :func:`~mixjax.mix_images` (``"NHWC"`` to trust a batch
-    that looks channels-first). A mixer holding a traced hyper-parameter (see
-    ``traceable``) mixes inside the caller's trace; any other is a jitted program.
+    that looks channels-first, ``"NTHWC"`` clips). ``axes`` names the axes a box or
+    mask spans in any batch ``[B, ...]``: two (e.g. ``(1, 2)``, a spectrogram's time ×
+    frequency) or one (``(1,)``, a time segment of a sequence ``[B, T, D]``); see
+    :mod:`mixjax.axes`. ``None``: the images' ``H × W``. A mixer holding a traced
+    hyper-parameter (see ``traceable``) mixes inside the caller's trace; any other is
+    a jitted program.
     """
+    _validation.check_label_ids(labels, self.num_classes)  # Concrete ids, before jit.
+    if axes is not None:
+      if layout is not None:
+        raise ValueError(f"layout is for image and clip batches; with axes={axes!r} the "
+                         f"batch is viewed as [B, A1, A2, rest] for you: pass one of them.")
+      view = to_spatial(images, axes)
+      if view.shape[2] == 1 and self.spatial and not self.segments:
+        raise ValueError(
+            f"{type(self).__name__} draws 2-D boxes or masks, which have no 1-D form: with "
+            f"axes={tuple(axes)!r} (one axis, a segment) use CutMix, FMix "
+            "(spectrum='paper'), Mixup or the policy.")
+      mixed, targets = self(key, view, labels, layout="NHWC")
+      return from_spatial(mixed, images.shape, axes), targets
     if _validation.has_tracer(self):
       return _mix_batch(self, key, images, labels, layout)
     return _mix(self, key, images, labels, layout)

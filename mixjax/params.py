@@ -123,11 +123,13 @@ def _check_params(params: MixParams, batch_size: int) -> None:
       raise ValueError(f"MixParams.mask must be bool or floating, got {dtype}.")
 
 
-def _check_mask(params: MixParams, height: int, width: int) -> None:
+def _check_mask(params: MixParams, frames: int, height: int, width: int) -> None:
   expected = (params.batch_size, height, width)
-  if params.mask.shape != expected:
+  per_frame = (params.batch_size, frames, height, width)
+  if params.mask.shape != expected and (frames == 1 or params.mask.shape != per_frame):
+    also = f" or one per frame, [B, T, H, W] = {per_frame}," if frames > 1 else ""
     raise ValueError(
-        f"MixParams.mask must be [B, H, W] = {expected} for these images, got "
+        f"MixParams.mask must be [B, H, W] = {expected}{also} for these images, got "
         f"{tuple(params.mask.shape)}.")
 
 
@@ -258,11 +260,13 @@ def _partner_weight(weight: chex.Array, more_weights: chex.Array) -> chex.Array:
 
 
 def _resize_into(
-    partners: chex.Array, boxes: chex.Array, source_boxes: chex.Array, run: int
+    partners: chex.Array, boxes: chex.Array, source_boxes: chex.Array, run: int,
+    height: int,
 ) -> chex.Array:
   """Each partner's ``source_boxes`` rectangle resized onto its ``boxes`` rectangle.
 
-  Nearest neighbour on the ``[B, H, W·C]`` view: destination pixel ``(h, w)`` of a
+  Nearest neighbour on the ``[B, T·H, W·C]`` view (``T = 1`` for images; each frame
+  of a clip is resized alike, from the same frame): destination pixel ``(h, w)`` of a
   box ``(t, l, b, r)`` takes the source pixel
   ``(t' + ⌊(h − t)·(b' − t')/(b − t)⌋, l' + ⌊(w − l)·(r' − l')/(r − l)⌋)`` of
   ``(t', l', b', r')``, computed in exact integer arithmetic. This is PyTorch's
@@ -272,12 +276,13 @@ def _resize_into(
   ``source_boxes == boxes`` every pixel maps to itself (CutMix). Pixels outside
   ``boxes`` are don't-cares.
   """
-  height, flat = partners.shape[1], partners.shape[2]
+  flat = partners.shape[2]
   top, left, bottom, right = (boxes[:, i, None] for i in range(4))
   s_top, s_left, s_bottom, s_right = (source_boxes[:, i, None] for i in range(4))
-  rows = jnp.arange(height, dtype=jnp.int32)[None, :]
-  src_rows = s_top + ((rows - top) * (s_bottom - s_top)) // jnp.maximum(bottom - top, 1)
-  src_rows = jnp.clip(src_rows, 0, height - 1)
+  rows = jnp.arange(partners.shape[1], dtype=jnp.int32)[None, :]
+  pixel_rows = rows % height          # The row within its frame.
+  src_rows = s_top + ((pixel_rows - top) * (s_bottom - s_top)) // jnp.maximum(bottom - top, 1)
+  src_rows = rows - pixel_rows + jnp.clip(src_rows, 0, height - 1)
   cols = jnp.arange(flat, dtype=jnp.int32)[None, :]
   pixel, channel = cols // run, cols % run
   src_pixel = s_left + ((pixel - left) * (s_right - s_left)) // jnp.maximum(right - left, 1)
@@ -306,11 +311,14 @@ def mix_images(
   Args:
     params: a drawn mix for batch ``B`` (the global batch with ``axis_name``).
     images: ``[B, ...]`` (this device's ``[B / n, ...]`` with ``axis_name``); with
-      boxes or a mask, ``[B, H, W, C]`` or ``[B, H, W]``.
+      boxes or a mask, ``[B, H, W, C]`` or ``[B, H, W]``, or clips of video
+      ``[B, T, H, W, C]`` (Scenic's NTHWC): each clip's box or mask is pasted
+      into every frame, or a mask ``[B, T, H, W]`` one per frame.
     layout: with boxes or a mask, ``None`` (default) refuses a rank-4 batch that looks
       channels-first ``[B, C, H, W]`` (axis 1 of size 1, 3 or 4 and a last axis
-      larger than 4: transpose it with ``jnp.transpose(x, (0, 2, 3, 1))``);
-      ``"NHWC"`` declares the batch NHWC and skips that check. Unused otherwise.
+      larger than 4: transpose it with ``jnp.transpose(x, (0, 2, 3, 1))``), and a
+      rank-5 one that looks ``[B, C, T, H, W]``; ``"NHWC"`` (``"NTHWC"`` for clips)
+      declares the batch channels-last and skips that check. Unused otherwise.
     axis_name: the mapped axis the global batch is split over, or None.
 
   Returns:
@@ -328,12 +336,14 @@ def mix_images(
   out_dtype = mixed_dtype(params, images.dtype)
   # The mix runs on a view where every example is contiguous: ``[B, N]``, or
   # ``[B, H, W·C]`` with boxes or masks (a box is then a run of columns in each of
-  # its rows). XLA fuses it into one loop over the view whose contiguous inner axis
-  # vectorises; over NHWC with C = 3 innermost, a CutMix loop does not.
+  # its rows; clips ``[B, T·H, W·C]``, a box in every H-row frame). XLA fuses it into
+  # one loop over the view whose contiguous inner axis vectorises; over NHWC with
+  # C = 3 innermost, a CutMix loop does not.
   spatial = params.boxes is not None or params.mask is not None
   if spatial:
     height, width = _validation.check_spatial(images, layout)
-    view = images.reshape(batch, height, math.prod(shape[2:]))
+    frames = shape[1] if images.ndim == 5 else 1
+    view = images.reshape(batch, frames * height, math.prod(shape[1:]) // (frames * height))
     run = view.shape[2] // width if width else 1  # C: flat columns per pixel.
   else:
     view = images.reshape(batch, math.prod(shape[1:]))
@@ -361,7 +371,7 @@ def mix_images(
     own = _self_paired(params, view.ndim, start)
     out = jnp.where(own, out, blend.astype(out_dtype))
   if params.boxes is not None:
-    rows = jnp.arange(height, dtype=jnp.int32)[None, :, None]
+    rows = jnp.arange(view.shape[1], dtype=jnp.int32)[None, :, None] % height
     cols = jnp.arange(view.shape[2], dtype=jnp.int32)[None, None, :]
     top, left, bottom, right = (params.boxes[:, i, None, None] for i in range(4))
     # Rows top ≤ h < bottom, columns left ≤ w < right, i.e. the flat columns
@@ -370,12 +380,16 @@ def mix_images(
               (cols >= left * run) & (cols < right * run))
     source = partners
     if params.source_boxes is not None:
-      source = _resize_into(partners, params.boxes, params.source_boxes, run)
+      source = _resize_into(partners, params.boxes, params.source_boxes, run, height)
     out = jnp.where(inside, source.astype(out_dtype), out)
   if params.mask is not None:
-    _check_mask(params, height, width)
+    _check_mask(params, frames, height, width)
+    mask = params.mask
+    if frames > 1:  # [B, T·H, W]: the clip's mask in every frame, or one per frame.
+      mask = (mask.reshape(batch, frames * height, width) if mask.ndim == 4
+              else jnp.tile(mask, (1, frames, 1)))
     # [B, H, W] → [B, H, W·C]: each pixel's weight repeated over its C channels.
-    mask = jnp.repeat(params.mask, run, axis=2) if run != 1 else params.mask
+    mask = jnp.repeat(mask, run, axis=2) if run != 1 else mask
     if mask.dtype == jnp.bool_:
       out = jnp.where(mask, partners.astype(out_dtype), out)
     else:
@@ -396,14 +410,23 @@ def mix_labels(
     *,
     axis_name: str | None = None,
 ) -> chex.Array:
-  """Applies the label part of a mix: float32 ``[B, K]`` rows summing to one.
+  """Applies the label part of a mix: float32 ``[B, K]`` rows.
+
+  ``ỹ_i = w_i·y_i + (1 − w_i)·y_p`` (n-way: see :class:`MixParams`). Rows of ids or
+  of one-hot/soft labels sum to one, and so do their mixes. Multi-hot rows (a
+  multi-label task, trained with :func:`~mixjax.sigmoid_bce`) are mixed as they
+  are, not renormalised: each class gets its weight in ``[0, 1]``, 1 where both
+  examples have it.
 
   Args:
     params: a drawn mix for batch ``B`` (the global batch with ``axis_name``).
-    labels: int ids ``[B]`` (needs ``num_classes``) or rows ``[B, K]``; with
-      ``axis_name`` this device's rows (see :func:`mix_images`).
+    labels: int ids ``[B]`` (needs ``num_classes``; concrete ids outside
+      ``[0, K)`` are an error, see :func:`~mixjax.soft_labels`) or rows ``[B, K]``
+      (one-hot, soft or multi-hot); with ``axis_name`` this device's rows (see
+      :func:`mix_images`).
     num_classes: ``K``.
-    label_smoothing: ``ε``, applied before mixing (``optax.smooth_labels``).
+    label_smoothing: ``ε``, applied before mixing (``optax.smooth_labels``:
+      ``(1 − ε)·y + ε/K``, the multi-class rule; leave it 0 for multi-hot rows).
     axis_name: the mapped axis the global batch is split over, or None. The
       labels of the global batch are gathered (``B·K`` values at most).
   """

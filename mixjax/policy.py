@@ -204,6 +204,7 @@ def mix(
   """
   if not isinstance(config, MixConfig):
     raise ValueError(f"config must be a MixConfig, got {type(config).__name__}.")
+  _validation.check_label_ids(labels, config.num_classes)  # Concrete ids, before jit.
   if _validation.has_tracer(config):
     return _mix_policy(key, images, labels, config, layout)
   return _mix_policy_jit(key, images, labels, config, layout)
@@ -246,6 +247,8 @@ class Policy(Mixer):
   @property
   def spatial(self) -> bool:
     return self.config().cutmix_enabled
+
+  segments = True   # Its CutMix boxes: sample_boxes / sample_boxes_minmax cut segments.
 
   def validate(self):
     object.__setattr__(self, "cutmix_minmax",

@@ -217,6 +217,9 @@ def fine_grained_saliency_maps(images: chex.Array) -> chex.Array:
       ``C ∈ {1, 3}``.
   """
   _validation.check_batch(images)
+  if images.ndim == 5:
+    raise ValueError(f"fine_grained_saliency_maps takes images [B, H, W(, C)], got clips "
+                     f"{tuple(images.shape)} (sample_saliencymix uses each clip's mean frame).")
   height, width = _validation.check_spatial(images)
   if images.ndim == 4 and images.shape[-1] not in (1, 3):
     raise ValueError(

@@ -168,6 +168,9 @@ def saliency_maps(images: chex.Array) -> chex.Array:
       ``C ∈ {1, 3}``.
   """
   _validation.check_batch(images)
+  if images.ndim == 5:
+    raise ValueError(f"saliency_maps takes images [B, H, W(, C)], got clips {tuple(images.shape)} "
+                     "(sample_saliencymix uses each clip's mean frame).")
   height, width = _validation.check_spatial(images)
   if images.ndim == 4 and images.shape[-1] not in (1, 3):
     raise ValueError(
@@ -269,7 +272,8 @@ def sample_saliencymix_boxes(
 
   Args:
     key: a PRNG key.
-    images: ``[B, H, W, C]`` (``C ∈ {1, 3}``, RGB) or ``[B, H, W]``.
+    images: ``[B, H, W, C]`` (``C ∈ {1, 3}``, RGB) or ``[B, H, W]``; for clips
+      ``[B, T, H, W, C]`` the saliency of each clip's mean frame (one box per clip).
     alpha: ``α > 0``.
     mode: ``"batch"`` or ``"elem"``.
     pairing: ``"permute"``, ``"flip"`` or ``"roll"``.
@@ -296,6 +300,8 @@ def sample_saliencymix_boxes(
   _check_detector(saliency)
   batch = _validation.check_batch(images)
   height, width = _validation.check_spatial(images)
+  if images.ndim == 5:  # Clips: the saliency of the mean frame.
+    images = jnp.mean(images.astype(jnp.float32), axis=1)
   key_lam, key_perm = jax.random.split(key)
   if perm is None:
     perm = sample_partners(key_perm, batch, pairing)
@@ -339,7 +345,7 @@ def sample_saliencymix(
   """
   perm, boxes, _ = sample_saliencymix_boxes(key, images, alpha=alpha, mode=mode,
                                             pairing=pairing, saliency=saliency, perm=perm)
-  return box_params(perm, boxes, (images.shape[1], images.shape[2]), pairing=pairing)
+  return box_params(perm, boxes, _validation.check_spatial(images), pairing=pairing)
 
 
 @_validation.jit_with_hyperparameters(

@@ -65,6 +65,7 @@ def _release_compiled_programs():
 FIRST = ("test_training.py", "test_recipes.py", "test_notebooks.py", "test_multiprocess.py",
          "test_device_count.py", "test_model_methods.py", "test_transforms.py",
          "test_saliencymix.py", "test_mask_mixers.py", "test_fmix.py", "test_gradients.py",
+         "test_targets.py",
          "test_global_batch.py", "test_mixers.py", "test_models.py", "test_cutmix.py",
          "test_hyperparams.py", "test_data.py", "test_nway.py", "test_optimizers.py",
          "test_compiler_options.py")

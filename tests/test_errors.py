@@ -93,7 +93,7 @@ def test_label_rows_must_have_num_classes_columns():
     mixjax.mix(KEY, IMAGES, jnp.eye(B), MixConfig(num_classes=10))
 
 
-@pytest.mark.parametrize("shape", [(B, 5), (B, 2, 8, 8, 3)])
+@pytest.mark.parametrize("shape", [(B, 5), (B, 2, 2, 8, 8, 3)])  # Rank 5 is clips.
 def test_cutmix_needs_two_spatial_axes(shape):
   match = r"CutMix needs images with two spatial axes"
   images = jnp.zeros(shape)
@@ -169,9 +169,9 @@ def test_layout_nhwc_pastes_into_such_data_on_purpose():
                         key, x).shape == shape
   assert jax.eval_shape(lambda p, x: mixjax.mix_images(p, x, layout="NHWC"),
                         params, x).shape == shape
-  with pytest.raises(ValueError, match=r"layout must be None .* or 'NHWC'"):
+  with pytest.raises(ValueError, match=r"layout must be None .* 'NHWC' or 'NTHWC'"):
     mixjax.cutmix(key, x, LABELS, num_classes=K, layout="NCHW")
-  with pytest.raises(ValueError, match=r"layout must be None .* or 'NHWC'"):
+  with pytest.raises(ValueError, match=r"layout must be None .* 'NHWC' or 'NTHWC'"):
     jax.eval_shape(lambda k, x: mixjax.mix_images(mixjax.sample_mixup(k, B), x, layout="nhwc"),
                    key, x)
 

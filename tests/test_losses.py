@@ -164,7 +164,7 @@ def test_softmax_bce_under_jit_grad_and_vmap():
 def test_losses_by_name():
   assert losses.get_loss("ce") is mixjax.soft_target_cross_entropy
   assert losses.get_loss("softmax_bce") is mixjax.softmax_bce
-  with pytest.raises(ValueError, match=r"unknown loss 'mse'.*'ce', 'softmax_bce'"):
+  with pytest.raises(ValueError, match=r"unknown loss 'mse'.*'ce', 'sigmoid_bce', 'softmax_bce'"):
     losses.get_loss("mse")
   with pytest.raises(ValueError, match="same shape"):
     mixjax.softmax_bce(jnp.zeros((4, 10)), jnp.zeros((4, 11)))

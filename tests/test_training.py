@@ -131,7 +131,7 @@ def test_eval_covers_every_test_example_once(erm_run):
     ("model", "resnet9000", "resnet9000"),
     ("batch_size", 30, "divisible by the number of devices"),
     ("eval_batch_size", 90, "divisible by the number of devices"),
-    ("loss", "mse", r"unknown loss 'mse'; known losses: \['ce', 'softmax_bce'\]"),
+    ("loss", "mse", r"unknown loss 'mse'; known losses: \['ce', 'sigmoid_bce', 'softmax_bce'\]"),
     ("batch_norm", "global", r"batch_norm must be one of \('sync', 'per_device'\)"),
     ("model_kwargs", {"final_norm": True},
      r"model 'small_cnn' does not take the options \['final_norm'\]"),
