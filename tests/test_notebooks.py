@@ -30,7 +30,7 @@ def _ids(paths):
 def test_notebooks_exist():
   names = {p.name for p in NOTEBOOKS}
   assert {"01_mixing_gallery.ipynb", "02_manifold_mixup_2d.ipynb",
-          "03_training_comparison.ipynb"} <= names, sorted(names)
+          "03_training_comparison.ipynb", "04_claims.ipynb"} <= names, sorted(names)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
