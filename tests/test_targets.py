@@ -258,11 +258,18 @@ def test_per_frame_refuses_what_has_no_mask():
     mx.sample_per_frame(mx.CutMix(mode="elem"), jax.random.key(0), B, (H, W, C))
 
 
+def _per_frame_soft_mask(seed: int) -> mx.MixParams:
+  """A soft mask per frame (the per-frame kernel path), built without a sampler."""
+  rng = np.random.default_rng(seed)
+  mask = jnp.asarray(rng.integers(0, 5, (B, T, H, W)) / 4, jnp.float32)
+  return mx.mask_params(jnp.asarray([1, 0, 3, 2], jnp.int32), mask)
+
+
 @functools.cache
 def _dense_and_clip_derivatives(dtype_name):
   """grad (fixed cotangent) of soft-map and clip mixes of every kind in ``dtype``."""
   dtype = jnp.dtype(dtype_name)
-  draws, clip_draws = _draws(), _draws(frames=T)
+  draws, clip_draws = _draws(), {**_draws(frames=T), "per-frame": _per_frame_soft_mask(25)}
   soft = _images(12, (B, H, W, K)).astype(dtype)
   clips = _images(13, (B, T, H, W, C)).astype(dtype)
   w_soft = _images(14, (B, H, W, K)) - 0.5
@@ -271,11 +278,13 @@ def _dense_and_clip_derivatives(dtype_name):
   @jax.jit
   def run(draws, clip_draws, soft, clips):
     out = {}
-    for name in draws:
-      f = lambda x, p=draws[name]: jnp.sum(mx.mix_dense(p, x).astype(jnp.float32) * w_soft)
-      g = lambda x, p=clip_draws[name]: jnp.sum(
-          mx.mix_images(p, x).astype(jnp.float32) * w_clip)
-      out[name] = (jax.grad(f)(soft), jax.grad(g)(clips))
+    for name, clip_params in clip_draws.items():
+      g = lambda x, p=clip_params: jnp.sum(mx.mix_images(p, x).astype(jnp.float32) * w_clip)
+      soft_grad = None
+      if name in draws:
+        f = lambda x, p=draws[name]: jnp.sum(mx.mix_dense(p, x).astype(jnp.float32) * w_soft)
+        soft_grad = jax.grad(f)(soft)
+      out[name] = (soft_grad, jax.grad(g)(clips))
     return out
 
   return jax.device_get(run(draws, clip_draws, soft, clips))
@@ -288,8 +297,11 @@ def test_soft_map_and_clip_gradients_equal_float32s_to_16_bit_rounding(dtype):
   resized box reading it twice): 8 ulps of the cotangent's scale (0.5)."""
   want, got = _dense_and_clip_derivatives("float32"), _dense_and_clip_derivatives(dtype)
   eps = float(jnp.finfo(dtype).eps)
+  assert "per-frame" in want
   for name in want:
     for a, b, what in zip(got[name], want[name], ("soft map", "clip"), strict=True):
+      if b is None:
+        continue
       assert a.dtype == jnp.dtype(dtype)
       assert np.abs(b).max() > 0, (name, what)
       assert_close_in_ulps(a.astype(np.float32), b, 8, scale=0.5, eps=eps,
@@ -302,19 +314,23 @@ def test_dense_maps_and_clips_mix_across_devices_as_on_one():
   mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:4]), ("data",))
   params = mx.CutMix(mode="elem").sample(jax.random.key(3), B, (T, H, W, C))
   soft_params = mx.SmoothMix(mode="elem").sample(jax.random.key(4), B, (H, W, C))
+  per_frame = _per_frame_soft_mask(26)
   maps, clips = _maps(16), _images(17, (B, T, H, W, C))
 
-  def step(p, q, maps, clips):
+  def step(p, q, r, maps, clips):
     return (mx.mix_dense(p, maps, axis_name="data"),
             mx.mix_dense(q, maps, num_classes=K, axis_name="data"),
-            mx.mix_images(p, clips, axis_name="data"))
+            mx.mix_images(p, clips, axis_name="data"),
+            mx.mix_images(r, clips, axis_name="data"))
 
-  mapped = jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P(), P(), P("data"), P("data")),
+  mapped = jax.jit(jax.shard_map(step, mesh=mesh,
+                                 in_specs=(P(), P(), P(), P("data"), P("data")),
                                  out_specs=P("data")))
   shard = NamedSharding(mesh, P("data"))
-  got = mapped(params, soft_params, jax.device_put(maps, shard), jax.device_put(clips, shard))
+  got = mapped(params, soft_params, per_frame, jax.device_put(maps, shard),
+               jax.device_put(clips, shard))
   want = (mx.mix_dense(params, maps), mx.mix_dense(soft_params, maps, num_classes=K),
-          mx.mix_images(params, clips))
+          mx.mix_images(params, clips), mx.mix_images(per_frame, clips))
   for g, w in zip(got, want, strict=True):
     np.testing.assert_array_equal(g, w)
 
