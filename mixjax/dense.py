@@ -33,13 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from mixjax import _validation
-from mixjax.params import MixParams, mix_images
-
-
-def blends(params: MixParams) -> bool:
-  """Whether the mix blends values (``λ`` or a soft mask) rather than only pasting them."""
-  return (params.lam is not None or
-          (params.mask is not None and jnp.issubdtype(params.mask.dtype, jnp.floating)))
+from mixjax.params import MixParams, blends, mix_images
 
 
 def mix_dense(

@@ -65,8 +65,12 @@ def _resized(params: MixParams) -> chex.Array:
   """bool ``[B]``: the example gets a resized partner pasted (ResizeMix's box)."""
   if params.boxes is None or params.source_boxes is None:
     return jnp.zeros((params.batch_size,), jnp.bool_)
-  pasted = (params.boxes[:, 2] > params.boxes[:, 0]) & (params.boxes[:, 3] > params.boxes[:, 1])
-  return pasted & jnp.any(params.source_boxes != params.boxes, axis=1)
+  return _nonempty(params.boxes) & jnp.any(params.source_boxes != params.boxes, axis=1)
+
+
+def _nonempty(rects: chex.Array) -> chex.Array:
+  """bool ``[B]``: the rectangle ``[B, 4]`` holds pixels (the kernel pastes something)."""
+  return (rects[:, 2] > rects[:, 0]) & (rects[:, 3] > rects[:, 1])
 
 
 def partner_weight_map(params: MixParams, height: int, width: int) -> chex.Array:
@@ -130,12 +134,24 @@ def _trim_own(boxes: chex.Array, paste: chex.Array) -> chex.Array:
   return jnp.where(empty[..., None], 0.0, trimmed)
 
 
+def _cut(boxes: chex.Array, rect: chex.Array) -> chex.Array:
+  """Boxes ``[B, N, 4]`` cut to each example's rectangle ``rect [B, 4]`` (may be empty)."""
+  rect = rect[:, None, :].astype(jnp.float32)
+  return jnp.concatenate([jnp.maximum(boxes[..., :2], rect[..., :2]),
+                          jnp.minimum(boxes[..., 2:], rect[..., 2:])], axis=-1)
+
+
+def _area(boxes: chex.Array) -> chex.Array:
+  """Float area of boxes ``[..., 4]``, 0 for an empty (or inverted) box."""
+  return (jnp.maximum(boxes[..., 2] - boxes[..., 0], 0) *
+          jnp.maximum(boxes[..., 3] - boxes[..., 1], 0))
+
+
 def _paste_partner(boxes: chex.Array, paste: chex.Array, source: chex.Array) -> chex.Array:
   """Partner boxes ``[B, N, 4]`` cut to the ``source`` rectangle and mapped onto ``paste``."""
+  cut = _cut(boxes, source)
   paste = paste[:, None, :].astype(jnp.float32)
   source = source[:, None, :].astype(jnp.float32)
-  cut = jnp.concatenate([jnp.maximum(boxes[..., :2], source[..., :2]),
-                         jnp.minimum(boxes[..., 2:], source[..., 2:])], axis=-1)
   scale = ((paste[..., 2:] - paste[..., :2]) /
            jnp.maximum(source[..., 2:] - source[..., :2], 1.0))
   start = paste[..., :2] + (cut[..., :2] - source[..., :2]) * scale
@@ -197,17 +213,13 @@ def mix_boxes(
   if params.boxes is not None:
     paste = params.boxes
     source = paste if params.source_boxes is None else params.source_boxes
-    pasted = (paste[:, 2] > paste[:, 0]) & (paste[:, 3] > paste[:, 1])
+    pasted = _nonempty(paste)
     own_out = jnp.where(unchanged[..., None], boxes, _trim_own(boxes, paste))
     moved = _paste_partner(partner_boxes, paste, source)
     partner_out = jnp.where(pasted[:, None, None], moved, partner_boxes)
     # The part of each partner box inside the partner's pasted rectangle, as a fraction.
-    area = lambda b: (jnp.maximum(b[..., 2] - b[..., 0], 0) *
-                      jnp.maximum(b[..., 3] - b[..., 1], 0))
-    cut = jnp.concatenate([jnp.maximum(partner_boxes[..., :2], source[:, None, :2]),
-                           jnp.minimum(partner_boxes[..., 2:], source[:, None, 2:])], -1)
-    shown = jnp.where(pasted[:, None],
-                      area(cut) / jnp.maximum(area(partner_boxes), 1e-12), 1.0)
+    shown = jnp.where(pasted[:, None], _area(_cut(partner_boxes, source)) /
+                      jnp.maximum(_area(partner_boxes), 1e-12), 1.0)
   else:
     own_out, partner_out, shown = boxes, partner_boxes, 1.0
   # Measured where each box now lies; a resized partner box shows `shown` of the object.

@@ -90,10 +90,14 @@ def mixed_dtype(params: MixParams, dtype) -> jnp.dtype:
   rounding it would break the label weights; no value ever wraps around.
   """
   dtype = jnp.dtype(dtype)
-  blends = params.lam is not None or _soft_mask(params)
-  if not blends or jnp.issubdtype(dtype, jnp.floating):
+  if not blends(params) or jnp.issubdtype(dtype, jnp.floating):
     return dtype
   return jnp.dtype(jnp.float32)
+
+
+def blends(params: MixParams) -> bool:
+  """Whether the mix blends values (``λ`` or a soft mask) rather than only pasting them."""
+  return params.lam is not None or _soft_mask(params)
 
 
 def _soft_mask(params: MixParams) -> bool:
