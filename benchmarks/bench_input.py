@@ -3,11 +3,16 @@
 Answers "how many host cores does my accelerator need to be fed?". Side by side in
 one run, on the same folder of ImageNet-sized JPEGs:
 
-* ``mixjax``: the trainer's Grain pipeline (``mixjax.data``): Pillow decodes each JPEG
-  (at a DCT scale when the crop is at least twice the output), torchvision's
-  RandomResizedCrop box, an antialiased bilinear resize to 224², uint8 batches of 64.
-  Its flip runs on the device (``config.flip``), so the host does not do it. With 0
-  worker processes (1 thread, and 2 threads), 1 and 2 workers (``config.data_workers``);
+* ``mixjax``: the trainer's Grain pipeline (``mixjax.data``): torchvision's
+  RandomResizedCrop box; libjpeg-turbo 3 decodes only the rows and columns the resize
+  reads (``mixjax.data.turbojpeg``; at a DCT scale when the crop is at least twice the
+  output); the accurate DCT and Pillow's antialiased bilinear resize to 224² (the
+  default, torchvision's), or tf.data's choices (``config.antialias=False``,
+  ``config.fast_dct=True``: the fast integer DCT, OpenCV's bilinear without
+  antialiasing); uint8 batches of 64. Its flip runs on the device (``config.flip``), so
+  the host does not do it. With 0 worker processes (1 thread, and 2 threads), 1 and 2
+  workers (``config.data_workers``); and once with Pillow decoding every image whole
+  (what a host without libjpeg-turbo 3 gets);
 * ``mixjax loop``: the same per-image function (``decode.decode_crop``) in a plain loop,
   without Grain: the floor of the pipeline's overhead;
 * ``tf.data``: what big_vision and the Flax ImageNet example run: ``read_file``,
@@ -16,8 +21,8 @@ one run, on the same folder of ImageNet-sized JPEGs:
   resize (``tf.image.resize``'s default, no antialiasing), ``random_flip_left_right``,
   a cast to uint8, ``batch(64)``; its thread pool sized to the cores. Once more with
   ``antialias=True``, the filter mixjax's (and torchvision's) Pillow resize applies;
-* where mixjax's time goes, per image on one core: Pillow's decode alone, and the
-  antialiased resize of the crop alone.
+* where mixjax's time goes, per image on one core: Pillow's full decode, the partial
+  decode, the antialiased (Pillow) and plain (OpenCV) resizes of the crop alone.
 
 Every configuration runs in a fresh process pinned (``sched_setaffinity``, inherited by
 Grain's workers) to ``cores`` CPUs; after a warm-up (worker start-up) it times
@@ -55,13 +60,18 @@ BATCH = 64
 GPU_IMAGES_PER_SEC = 2500
 
 CONFIGS = (
-    # (name, pipeline, cores, workers, threads)
+    # (name, pipeline, cores, workers, threads); "grain_tf": tf.data's choices
+    # (antialias=False, fast_dct=True); "grain_pillow": Pillow decodes every image whole
+    # (no libjpeg-turbo 3).
     ("mixjax loop", "loop", 1, 0, 1),
     ("mixjax, 0 workers, 1 thread", "grain", 1, 0, 1),
+    ("mixjax, tf.data's choices, 1 thread", "grain_tf", 1, 0, 1),
+    ("mixjax, Pillow decode, 1 thread", "grain_pillow", 1, 0, 1),
     ("mixjax, 1 worker", "grain", 1, 1, 1),
     ("tf.data, 1 core", "tf", 1, 0, 1),
     ("tf.data antialiased, 1 core", "tf_antialias", 1, 0, 1),
     ("mixjax, 0 workers, 2 threads", "grain", 2, 0, 2),
+    ("mixjax, tf.data's choices, 2 threads", "grain_tf", 2, 0, 2),
     ("mixjax, 2 workers", "grain", 2, 2, 1),
     ("tf.data, 2 cores", "tf", 2, 0, 2),
 )
@@ -115,9 +125,12 @@ def _tree_cpu_seconds() -> float:
   return sum(stats[pid][1] for pid in tree if pid in stats)
 
 
-def _mixjax_batches(data_dir: str, workers: int, threads: int, loop: bool):
+def _mixjax_batches(data_dir: str, workers: int, threads: int, loop: bool,
+                    tf_choices: bool = False):
   from mixjax.data import datasets, decode, pipeline
-  split = datasets.open_source("imagefolder", data_dir, SIZE, seed=0).train
+  decoding = decode.Options(antialias=not tf_choices, fast_dct=tf_choices)
+  split = datasets.open_source("imagefolder", data_dir, SIZE, seed=0,
+                               decoding=decoding).train
   if loop:  # The per-image function alone, in the order the pipeline reads.
     def batches():
       epoch = 0
@@ -125,7 +138,7 @@ def _mixjax_batches(data_dir: str, workers: int, threads: int, loop: bool):
         order = _order(len(split), epoch)
         for start in range(0, len(order) - BATCH + 1, BATCH):
           images = [decode.decode_crop(split.files[i], split.files[i], SIZE,
-                                       decode.example_rng(0, epoch, int(i)))
+                                       decode.example_rng(0, epoch, int(i)), decoding)
                     for i in order[start:start + BATCH]]
           yield images
         epoch += 1
@@ -135,19 +148,30 @@ def _mixjax_batches(data_dir: str, workers: int, threads: int, loop: bool):
 
 
 def parts(data_dir: str, repeats: int = 3) -> dict:
-  """Milliseconds per image on one core: Pillow's decode, and the crop's resize alone."""
+  """Milliseconds per image on one core: Pillow's full decode, the partial decode of the
+  crop's region, the crop's antialiased (Pillow) and plain (OpenCV) resizes alone, and
+  the whole ``decode_crop`` with each filter."""
+  import cv2
+  import numpy as np
   from PIL import Image
 
-  from mixjax.data import datasets, decode
+  from mixjax.data import datasets, decode, turbojpeg
   split = datasets.open_source("imagefolder", data_dir, SIZE, seed=0).train
   files = split.files[:256]
   encoded = [open(f, "rb").read() for f in files]
   images = [Image.open(io.BytesIO(e)).convert("RGB") for e in encoded]
+  arrays = [np.asarray(image) for image in images]
+  heads = [turbojpeg.header(e) for e in encoded]
   boxes = []
   for i, image in enumerate(images):
     top, left, h, w = decode.inception_box(decode.example_rng(0, 0, i), image.height,
                                            image.width)
     boxes.append((left, top, left + w, top + h))
+
+  def partial(i):  # The region decode_crop asks for (no DCT scale: it times the crop).
+    box = boxes[i]
+    return turbojpeg.decode(encoded[i], heads[i], 1,
+                            decode._region(box, SIZE, *images[i].size, True, None))
 
   def best(fn):
     times = []
@@ -158,11 +182,21 @@ def parts(data_dir: str, repeats: int = 3) -> dict:
       times.append(time.perf_counter() - start)
     return 1e3 * min(times) / len(files)
 
+  def plain(i):
+    left, top, right, bottom = boxes[i]
+    return cv2.resize(arrays[i][top:bottom, left:right], (SIZE, SIZE),
+                      interpolation=cv2.INTER_LINEAR)
+
   return {"decode_ms": best(lambda i: Image.open(io.BytesIO(encoded[i])).convert("RGB")),
+          "partial_decode_ms": best(partial) if turbojpeg.available() else None,
           "resize_ms": best(lambda i: images[i].resize((SIZE, SIZE), Image.Resampling.BILINEAR,
                                                        box=boxes[i])),
+          "plain_resize_ms": best(plain),
           "decode_crop_ms": best(lambda i: decode.decode_crop(
-              encoded[i], files[i], SIZE, decode.example_rng(0, 0, i)))}
+              encoded[i], files[i], SIZE, decode.example_rng(0, 0, i))),
+          "decode_crop_tf_choices_ms": best(lambda i: decode.decode_crop(
+              encoded[i], files[i], SIZE, decode.example_rng(0, 0, i),
+              decode.Options(antialias=False, fast_dct=True)))}
 
 
 def _order(n: int, epoch: int):
@@ -207,8 +241,11 @@ def child(args) -> dict:
   if args.pipeline.startswith("tf"):
     batches = _tf_batches(args.data_dir, args.cores, args.pipeline == "tf_antialias")
   else:
+    if args.pipeline == "grain_pillow":  # As on a host without libjpeg-turbo 3.
+      from mixjax.data import turbojpeg
+      turbojpeg.header = lambda encoded: None
     batches = _mixjax_batches(args.data_dir, args.workers, args.threads,
-                              args.pipeline == "loop")
+                              args.pipeline == "loop", args.pipeline == "grain_tf")
   start = time.monotonic()
   for _ in range(args.warmup):
     next(batches)
@@ -264,9 +301,9 @@ def main():
              for d, _, fs in os.walk(os.path.join(data_dir, "train")) for f in fs]
     load = _common.wait_for_quiet(args.wait_load)
     where = _run_child("parts", "--pipeline", "parts", "--cores", "1", "--data-dir", data_dir)
-    print(f"  one core, per image: Pillow decode {where['decode_ms']:.2f} ms, antialiased "
-          f"resize {where['resize_ms']:.2f} ms, decode_crop {where['decode_crop_ms']:.2f} ms",
-          file=sys.stderr, flush=True)
+    print("  one core, ms per image: " + ", ".join(
+        f"{k[:-3]} {v:.2f}" for k, v in where.items() if v is not None),
+        file=sys.stderr, flush=True)
     rows = {}
     for _ in range(args.rounds):
       for name, pipeline, cores, workers, threads in configs:

@@ -463,9 +463,9 @@ def input_section(rep):
       "(`bench_input.py`)", "",
       f"{rep['date']}; {m['cpu']}, {m['cores']} cores; {rep['images']} JPEGs "
       f"(mean {rep['mean_file_kb']:.0f} KB), batches of {rep['batch_size']}; best of "
-      f"{rep['rounds']} rounds. One core, per image: Pillow decode "
-      f"{where['decode_ms']:.2f} ms, antialiased resize {where['resize_ms']:.2f} ms, "
-      f"mixjax's decode_crop {where['decode_crop_ms']:.2f} ms.", "",
+      f"{rep['rounds']} rounds. One core, ms per image: "
+      + ", ".join(f"{k.removesuffix('_ms').replace('_', ' ')} {v:.2f}"
+                  for k, v in where.items() if v is not None) + ".", "",
       table(["pipeline", "cores", "img/s", "img/s per core", "CPU ms/img",
              "per core × tf.data", f"cores for {rep['gpu_images_per_sec']:,} img/s"], rows)])
 

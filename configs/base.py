@@ -20,6 +20,13 @@ def get_config() -> ml_collections.ConfigDict:
   # Streamed images (image folders, ImageNet-like ArrayRecord) are cropped to this side:
   # random-resized crops in training, the 0.875 centre crop in evaluation.
   c.image_size = 224
+  # How the host decodes them (mixjax.data.decode.Options). The default is torchvision's
+  # (the PyTorch recipes' pixels): Pillow's antialiased bilinear resize, the accurate
+  # DCT. tf.data's defaults (big_vision's, the Flax ImageNet example's) are bilinear
+  # without antialiasing (through OpenCV) and the fast integer DCT: antialias=False,
+  # fast_dct=True, about half the host CPU per image (benchmarks/README.md §7).
+  c.antialias = True
+  c.fast_dct = False
   # The Grain pipeline: worker processes (0: load in this process), loading threads in
   # each, batches buffered per process, and batches put on the devices ahead of the step.
   c.data_workers = 0

@@ -587,4 +587,4 @@ def test_batching_module_exports():
       "Dataset", "load_dataset", "train_batches", "eval_batches", "steps_per_epoch",
       "num_eval_batches", "random_crop_flip", "normalize", "ArraySplit", "Source", "Split",
       "TrainInput", "eval_dataset", "open_source", "register_source", "train_dataset",
-      "flip_labels"}
+      "flip_labels", "DecodeOptions"}

@@ -101,4 +101,5 @@ def test_the_trainer_reads_config_label_noise(tmp_path, monkeypatch):
   with pytest.raises(Opened) as opened:
     training.compare(config, str(tmp_path))
   args, kwargs = opened.value.args
-  assert args[0] == "digits" and args[3] == 5 and kwargs == {"label_noise": 0.2}
+  assert args[0] == "digits" and args[3] == 5
+  assert kwargs == {"label_noise": 0.2, "decoding": data.DecodeOptions()}

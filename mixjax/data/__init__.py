@@ -4,6 +4,8 @@
   TFDS image-classification dataset, as a :class:`Dataset` of numpy arrays.
 * :func:`open_source` — any dataset the trainer reads, as a :class:`Source` of
   splits read by index: in-memory datasets, image folders, TFDS ArrayRecord.
+* :class:`DecodeOptions` — how streamed images are decoded and resized (torchvision's
+  choices or tf.data's).
 * :func:`flip_labels` — symmetric label noise (``load_dataset(..., label_noise=p)``).
 * :func:`train_dataset` / :func:`eval_dataset` — the Grain pipeline over a split.
 * :func:`train_batches` / :func:`eval_batches` — the same batches from numpy
@@ -21,6 +23,7 @@ from mixjax.data.batching import (
     train_batches,
 )
 from mixjax.data.datasets import Source, load_dataset, open_source, register_source
+from mixjax.data.decode import Options as DecodeOptions
 from mixjax.data.label_noise import flip_labels
 from mixjax.data.pipeline import ArraySplit, Split, TrainInput, eval_dataset, train_dataset
 from mixjax.data.source import Dataset
@@ -28,6 +31,7 @@ from mixjax.data.source import Dataset
 __all__ = [
     "ArraySplit",
     "Dataset",
+    "DecodeOptions",
     "Source",
     "Split",
     "TrainInput",

@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 from collections.abc import Callable
 
+from mixjax.data import decode
 from mixjax.data.label_noise import flip_labels
 from mixjax.data.pipeline import ArraySplit, Split
 from mixjax.data.source import Dataset
@@ -69,7 +70,7 @@ _SOURCES: dict[str, Opener] = {}
 
 
 def register_source(name: str) -> Callable[[Opener], Opener]:
-  """Registers ``opener(data_dir, image_size, seed) -> Source`` under ``name``."""
+  """Registers ``opener(data_dir, image_size, seed, decoding) -> Source`` under ``name``."""
   def register(opener: Opener) -> Opener:
     if name in _SOURCES:
       raise ValueError(f"a source named {name!r} is already registered.")
@@ -79,15 +80,17 @@ def register_source(name: str) -> Callable[[Opener], Opener]:
 
 
 @register_source("imagefolder")
-def _open_imagefolder(data_dir: str | None, image_size: int, seed: int) -> Source:
+def _open_imagefolder(data_dir: str | None, image_size: int, seed: int,
+                      decoding: decode.Options) -> Source:
   from mixjax.data import imagefolder
-  classes, train, val = imagefolder.open_folder(data_dir, image_size, seed)
+  classes, train, val = imagefolder.open_folder(data_dir, image_size, seed, decoding)
   return Source("imagefolder", train, val, len(classes), (image_size, image_size, 3),
                 IMAGENET_MEAN, IMAGENET_STD)
 
 
 def open_source(name: str, data_dir: str | None = None, image_size: int = 224,
-                seed: int = 0, label_noise: float = 0.0) -> Source:
+                seed: int = 0, label_noise: float = 0.0,
+                decoding: decode.Options | None = None) -> Source:
   """Opens a dataset for the pipeline.
 
   * a registered source (``"imagefolder"``: ``data_dir/train/<class>/*.jpg`` and
@@ -101,6 +104,9 @@ def open_source(name: str, data_dir: str | None = None, image_size: int = 224,
     TFDS CIFAR prepared as TFRecord), at their own image size, with ``label_noise``
     (a fraction of the training labels made wrong, drawn from ``seed``).
 
+  ``decoding`` is how the streamed sources decode and resize (:class:`decode.Options
+  <mixjax.data.decode.Options>`; default: torchvision's filter, Pillow's accurate DCT).
+
   Raises:
     ValueError: ``label_noise`` for a streamed source (only datasets read into memory
       take it).
@@ -113,10 +119,13 @@ def open_source(name: str, data_dir: str | None = None, image_size: int = 224,
     if label_noise:
       raise ValueError(f"label_noise applies to datasets read into memory (digits, TFDS "
                        f"CIFAR, ...), not to the streamed {name!r}; got {label_noise!r}.")
+    decoding = decoding or decode.Options()
+    if not decoding.antialias:
+      decode.opencv()  # Now, not at the first batch.
     if name in _SOURCES:
-      return _SOURCES[name](data_dir, image_size, seed)
+      return _SOURCES[name](data_dir, image_size, seed, decoding)
     from mixjax.data import tfds_records
-    return tfds_records.open_tfds_records(name, data_dir, image_size, seed)
+    return tfds_records.open_tfds_records(name, data_dir, image_size, seed, decoding)
   return from_dataset(load_dataset(name, data_dir, label_noise=label_noise, seed=seed))
 
 

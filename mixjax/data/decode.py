@@ -8,22 +8,36 @@ What a streamed image goes through on the host before it becomes a uint8 row of 
   and an aspect ratio ``r`` with ``log r ~ U(log 3/4, log 4/3)``, box ``w = round(√(s·A·r))``,
   ``h = round(√(s·A/r))`` (``A = H·W``) at a uniform position if it fits; otherwise the
   largest centred box whose aspect lies in ``[3/4, 4/3]``. The box is resized to
-  ``size × size`` (bilinear, antialiased);
+  ``size × size`` (bilinear; antialiased unless :class:`Options` says otherwise);
 * evaluation: the short side resized to ``round(size / 0.875)`` (256 for 224), then the
   central ``size × size``.
 
 A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8: Pillow's ``Image.draft``)
-that still leaves the box at least ``size`` pixels on each side, so a 500 × 375 ImageNet
-photo cropped to a small box decodes a quarter or an eighth of its pixels. Pixel values
-then differ slightly from a full decode followed by the same resize.
+that still leaves the box at least ``size`` pixels on each side, so a 1,200-px photo
+cropped to a small box decodes a quarter or an eighth of its pixels. Pixel values then
+differ slightly from a full decode followed by the same resize.
+
+Where libjpeg-turbo 3 is installed (:mod:`mixjax.data.turbojpeg`), only the rows and
+columns the resize reads are decoded, as tf.data's ``decode_and_crop_jpeg`` does; the
+crops are the same pixels as Pillow's full decode gives (the decoded region has a margin
+beyond the filter's reach). A file is decoded whole, with Pillow, when it is not a JPEG,
+does not end with the JPEG end marker (a truncated file), is CMYK, or fails to decode
+this way; so a damaged file gives Pillow's error, naming it, whichever crop is drawn.
+
+How pixels are made is an :class:`Options`: torchvision's choices by default (the
+PyTorch recipes' pixels), or tf.data's (big_vision's, the Flax ImageNet example's),
+which cost about half the host CPU per image.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 
 import numpy as np
+
+from mixjax.data import turbojpeg
 
 # torchvision.transforms.RandomResizedCrop's defaults (also big_vision's inception_crop).
 AREA_RANGE = (0.08, 1.0)
@@ -88,6 +102,24 @@ def central_box(height: int, width: int, size: int) -> tuple[tuple[int, int], tu
   return (new_h, new_w), (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
 
 
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """How the host decodes and resizes an image (``config.antialias``, ``config.fast_dct``).
+
+  Attributes:
+    antialias: Pillow's antialiased bilinear resize, what torchvision's
+      ``RandomResizedCrop`` applies to PIL images; ``False``: bilinear without
+      antialiasing, ``tf.image.resize``'s default, through OpenCV's ``cv2.resize``
+      (``pip install opencv-python-headless``), about 5× cheaper.
+    fast_dct: libjpeg's fast integer inverse DCT (``JDCT_IFAST``, ``tf.io.decode_jpeg``'s
+      default) instead of the accurate one (``JDCT_ISLOW``, Pillow's). It applies where
+      libjpeg-turbo 3 decodes (:mod:`mixjax.data.turbojpeg`); Pillow always decodes
+      accurately.
+  """
+  antialias: bool = True
+  fast_dct: bool = False
+
+
 class ImageError(ValueError):
   """An image file that cannot be read or decoded; the message names the file."""
 
@@ -105,8 +137,101 @@ def open_image(data: bytes | str, name: str):
     raise ImageError(f"cannot read {name}: {e}") from e
 
 
+def _read(data: bytes | str, name: str) -> bytes:
+  if isinstance(data, bytes):
+    return data
+  try:
+    with open(data, "rb") as f:
+      return f.read()
+  except OSError as e:  # Missing, unreadable (permissions), a directory, ...
+    raise ImageError(f"cannot read {name}: {e}") from e
+
+
+def _draft_request(width: int, height: int, scale: float) -> tuple[int, int] | None:
+  """The size asked of ``Image.draft`` to keep ``1/scale`` of each side; None below 2×."""
+  return (math.ceil(width / scale), math.ceil(height / scale)) if scale >= 2 else None
+
+
+def _draft_denom(width: int, height: int, request: tuple[int, int] | None) -> int:
+  """The DCT scale ``1/s`` Pillow's ``JpegImageFile.draft`` picks for ``request``."""
+  if request is None:
+    return 1
+  fit = min(width // request[0], height // request[1])
+  return next(s for s in (8, 4, 2, 1) if fit >= s)
+
+
+def _target(width: int, height: int, size: int, rng: np.random.Generator | None):
+  """``(box, scale, resized)``: the crop box in the image's pixels, how many pixels per
+  output pixel it spans (its shorter side's), and the evaluation's whole-image size
+  ``(new_h, new_w)`` (``None`` in training)."""
+  if rng is None:
+    resized, box = central_box(height, width, size)
+    return box, min(width / resized[1], height / resized[0]), resized
+  top, left, h, w = inception_box(rng, height, width)
+  return (left, top, left + w, top + h), min(w / size, h / size), None
+
+
+def _round_box(box) -> tuple[int, int, int, int]:
+  left, top = int(round(box[0])), int(round(box[1]))
+  return left, top, max(int(round(box[2])), left + 1), max(int(round(box[3])), top + 1)
+
+
+def _region(box, size: int, width: int, height: int, antialias: bool, resized):
+  """The pixels to decode: what the resize reads, plus 2 on each side (see turbojpeg)."""
+  if resized is not None and not antialias:
+    return None  # The evaluation's plain bilinear resizes the whole image.
+  if antialias:  # Pillow's bilinear filter reaches max(1, scale) pixels from a centre.
+    reach_x = max((box[2] - box[0]) / size, 1.0)
+    reach_y = max((box[3] - box[1]) / size, 1.0)
+    lo_x, lo_y = math.floor(box[0] - reach_x), math.floor(box[1] - reach_y)
+    hi_x, hi_y = math.ceil(box[2] + reach_x), math.ceil(box[3] + reach_y)
+  else:
+    lo_x, lo_y, hi_x, hi_y = _round_box(box)
+  return (max(lo_x - 2, 0), max(lo_y - 2, 0), min(hi_x + 2, width), min(hi_y + 2, height))
+
+
+def opencv():
+  """OpenCV's ``cv2`` (the ``antialias=False`` resize), or an ImportError saying how to get it."""
+  try:
+    import cv2
+  except ImportError as e:
+    raise ImportError("antialias=False resizes with OpenCV: pip install "
+                      "opencv-python-headless (or keep antialias=True, Pillow's).") from e
+  return cv2
+
+
+def _resize(pixels: np.ndarray, box, size: int, antialias: bool, resized) -> np.ndarray:
+  """Resizes ``box`` of ``pixels`` (or, evaluating without antialiasing, all of them to
+  ``resized`` then the centre) to ``size × size``."""
+  if antialias:
+    from PIL import Image
+    out = Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR, box=box)
+    return np.asarray(out, dtype=np.uint8)
+  cv2 = opencv()
+  if resized is None:
+    left, top, right, bottom = _round_box(box)
+    return cv2.resize(pixels[top:bottom, left:right], (size, size),
+                      interpolation=cv2.INTER_LINEAR)
+  new_h, new_w = resized
+  whole = cv2.resize(pixels, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+  top, left = int(round((new_h - size) / 2)), int(round((new_w - size) / 2))
+  return np.ascontiguousarray(whole[top:top + size, left:left + size])
+
+
+def _pillow_pixels(image, request, name: str) -> np.ndarray:
+  """Decodes a Pillow image whole (at ``request``'s DCT scale for a JPEG) to RGB."""
+  try:
+    if image.format == "JPEG" and request is not None:
+      image.draft("RGB", request)
+    return np.asarray(image.convert("RGB"))  # Greyscale, CMYK, palette, alpha → RGB.
+  except OSError as e:  # Truncated or corrupt data (Pillow raises at decode time).
+    raise ImageError(f"cannot decode {name}: {e}") from e
+  finally:
+    image.close()
+
+
 def decode_crop(data: bytes | str, name: str, size: int,
-                rng: np.random.Generator | None) -> np.ndarray:
+                rng: np.random.Generator | None, options: Options = Options()) -> np.ndarray:
   """Decodes one image and crops it: uint8 ``[size, size, 3]``.
 
   Args:
@@ -115,30 +240,47 @@ def decode_crop(data: bytes | str, name: str, size: int,
     size: the output side.
     rng: the example's generator (:func:`example_rng`): a training crop
       (:func:`inception_box`); ``None``: the evaluation crop (:func:`central_box`).
+    options: the resize's filter and the DCT (:class:`Options`).
 
   Raises:
     ImageError: naming ``name``, for a file that is not an image, truncated or
       corrupt, or unreadable.
   """
-  from PIL import Image
-  image = open_image(data, name)
-  try:
+  encoded = _read(data, name)
+  head = None
+  if encoded[:2] == b"\xff\xd8" and encoded[-2:] == b"\xff\xd9":
+    head = turbojpeg.header(encoded)  # None without libjpeg-turbo 3.
+  image = None
+  if head is None:
+    image = open_image(encoded, name)
     width, height = image.size
-    if rng is None:
-      (new_h, new_w), box = central_box(height, width, size)
-      scale = min(width / new_w, height / new_h)
-    else:
-      top, left, h, w = inception_box(rng, height, width)
-      box = (left, top, left + w, top + h)
-      scale = min(w / size, h / size)
-    if image.format == "JPEG" and scale >= 2:  # Decode at a DCT scale ≥ what is kept.
-      image.draft("RGB", (math.ceil(width / scale), math.ceil(height / scale)))
-      fx, fy = image.size[0] / width, image.size[1] / height
-      box = (box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy)
-    image = image.convert("RGB")  # Decodes; greyscale, CMYK, palette and alpha → RGB.
-    out = image.resize((size, size), Image.Resampling.BILINEAR, box=box)
-  except OSError as e:  # Truncated or corrupt data (Pillow raises at decode time).
-    raise ImageError(f"cannot decode {name}: {e}") from e
-  finally:
-    image.close()
-  return np.asarray(out, dtype=np.uint8)
+  else:
+    width, height = head.width, head.height
+  box, scale, resized = _target(width, height, size, rng)
+  request = _draft_request(width, height, scale)
+  if image is not None and image.format != "JPEG":
+    request = None
+  denom = _draft_denom(width, height, request)
+  dw, dh = turbojpeg.scaled(width, denom), turbojpeg.scaled(height, denom)
+  fx, fy = dw / width, dh / height
+  box = (box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy)
+  decoded = None
+  if head is not None:
+    region = _region(box, size, dw, dh, options.antialias, resized)
+    decoded = turbojpeg.decode(encoded, head, denom, region, options.fast_dct)
+  if decoded is None:
+    pixels = _pillow_pixels(image or open_image(encoded, name), request, name)
+    if pixels.shape[:2] != (dh, dw):
+      raise ImageError(f"{name} decoded to {pixels.shape[1]}×{pixels.shape[0]} pixels, "
+                       f"its header says {dw}×{dh} at 1/{denom}.")
+    decoded = pixels, 0, 0
+  pixels, left, top = decoded
+  box = (box[0] - left, box[1] - top, box[2] - left, box[3] - top)
+  return _resize(pixels, box, size, options.antialias, resized)
+
+
+def check_image(data: bytes | str, name: str) -> None:
+  """Decodes a whole image with Pillow, raising :class:`ImageError` naming ``name`` if it
+  is unreadable, not an image, truncated or corrupt anywhere (a training crop reads only
+  the rows it needs)."""
+  _pillow_pixels(open_image(_read(data, name), name), None, name)

@@ -97,11 +97,13 @@ class FolderSplit:
     labels: int32 class ids, one per file.
     image_size: the side of the square crops.
     seed: the run's seed, from which each example's crop is drawn.
+    decoding: how images are decoded and resized (:class:`~mixjax.data.decode.Options`).
   """
   files: list[str]
   labels: np.ndarray
   image_size: int
   seed: int = 0
+  decoding: decode.Options = decode.Options()
 
   def __len__(self) -> int:
     return len(self.files)
@@ -112,11 +114,12 @@ class FolderSplit:
     for row, index in enumerate(indices):
       rng = None if epoch is None else decode.example_rng(self.seed, epoch, int(index))
       images[row] = decode.decode_crop(self.files[index], self.files[index],
-                                       self.image_size, rng)
+                                       self.image_size, rng, self.decoding)
     return images, self.labels[indices]
 
 
-def open_folder(data_dir: str | None, image_size: int, seed: int = 0
+def open_folder(data_dir: str | None, image_size: int, seed: int = 0,
+                decoding: decode.Options | None = None
                 ) -> tuple[tuple[str, ...], FolderSplit, FolderSplit]:
   """Opens ``data_dir/train`` and ``data_dir/val``: ``(classes, train, val)``."""
   if not data_dir:
@@ -124,20 +127,21 @@ def open_folder(data_dir: str | None, image_size: int, seed: int = 0
                      "DATA/train/<class>/*.jpg and DATA/val/<class>/*.jpg).")
   if not os.path.isdir(data_dir):
     raise FileNotFoundError(f"data_dir {data_dir} does not exist.")
+  decoding = decoding or decode.Options()
   classes, train_files, train_labels = scan(os.path.join(data_dir, "train"))
   _, val_files, val_labels = scan(os.path.join(data_dir, "val"), classes)
-  return (classes, FolderSplit(train_files, train_labels, image_size, seed),
-          FolderSplit(val_files, val_labels, image_size, seed))
+  return (classes, FolderSplit(train_files, train_labels, image_size, seed, decoding),
+          FolderSplit(val_files, val_labels, image_size, seed, decoding))
 
 
 def find_bad_files(data_dir: str) -> list[tuple[str, str]]:
-  """Decodes every image of both splits: ``(path, error)`` for each one that fails."""
+  """Decodes every image of both splits whole: ``(path, error)`` for each one that fails."""
   bad = []
   for split in SPLITS:
     _, files, _ = scan(os.path.join(data_dir, split))
     for path in files:
       try:
-        decode.decode_crop(path, path, 8, None)
+        decode.check_image(path, path)
       except decode.ImageError as e:
         bad.append((path, str(e)))
   return bad

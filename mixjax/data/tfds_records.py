@@ -71,6 +71,7 @@ class RecordSplit:
     label_key: the label feature's name.
     image_size: side of the square crops.
     seed: the run's seed, from which each example's crop is drawn.
+    decoding: how images are decoded and resized (:class:`~mixjax.data.decode.Options`).
   """
   name: str
   records: Any
@@ -78,6 +79,7 @@ class RecordSplit:
   label_key: str
   image_size: int
   seed: int = 0
+  decoding: decode.Options = decode.Options()
 
   def __len__(self) -> int:
     return len(self.records)
@@ -89,7 +91,8 @@ class RecordSplit:
     for row, (index, record) in enumerate(zip(indices, records, strict=True)):
       rng = None if epoch is None else decode.example_rng(self.seed, epoch, int(index))
       images[row] = decode.decode_crop(record[self.image_key],
-                                       f"{self.name} record {int(index)}", self.image_size, rng)
+                                       f"{self.name} record {int(index)}", self.image_size, rng,
+                                       self.decoding)
       labels[row] = record[self.label_key]
     return images, labels
 
@@ -118,7 +121,8 @@ def _read_whole(name: str, records, image_key: str, label_key: str, shape) -> tu
   return images, labels
 
 
-def open_tfds_records(name: str, data_dir: str | None, image_size: int, seed: int = 0):
+def open_tfds_records(name: str, data_dir: str | None, image_size: int, seed: int = 0,
+                      decoding: decode.Options | None = None):
   """Opens ``name``, prepared as ArrayRecord: a :class:`~mixjax.data.datasets.Source`."""
   from mixjax.data.datasets import IMAGENET_MEAN, IMAGENET_STD, Source, from_dataset
   tfds, builder = _prepared_builder(name, data_dir)
@@ -141,7 +145,9 @@ def open_tfds_records(name: str, data_dir: str | None, image_size: int, seed: in
   sources = builder.as_data_source(
       split=[train_split, test_split],
       decoders={image_key: tfds.decode.SkipDecoding()})
-  splits = [RecordSplit(f"{name}[{s}]", records, image_key, label_key, image_size, seed)
+  decoding = decoding or decode.Options()
+  splits = [RecordSplit(f"{name}[{s}]", records, image_key, label_key, image_size, seed,
+                        decoding)
             for s, records in zip((train_split, test_split), sources, strict=True)]
   return Source(name, splits[0], splits[1], num_classes, (image_size, image_size, 3),
                 IMAGENET_MEAN, IMAGENET_STD)

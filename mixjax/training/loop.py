@@ -27,23 +27,24 @@ import ml_collections
 import numpy as np
 
 from mixjax.data import (
-    Source,
-    Split,
-    TrainInput,
-    eval_dataset,
-    open_source,
-    steps_per_epoch,
-    train_dataset,
+  DecodeOptions,
+  Source,
+  Split,
+  TrainInput,
+  eval_dataset,
+  open_source,
+  steps_per_epoch,
+  train_dataset,
 )
 from mixjax.data.pipeline import iterate
 from mixjax.models import get_model, list_models
 from mixjax.training import distributed
 from mixjax.training.checkpoint import Checkpointer
 from mixjax.training.methods import (
-    MANIFOLD_METHODS,
-    check_draw,
-    check_mixer,
-    mixer_from_config,
+  MANIFOLD_METHODS,
+  check_draw,
+  check_mixer,
+  mixer_from_config,
 )
 from mixjax.training.metrics import summarize
 from mixjax.training.optimizers import optimizer_from_config
@@ -212,7 +213,9 @@ class _DeviceFeed:
 def _open_source(config: ml_collections.ConfigDict):
   """The config's dataset (its ``label_noise`` drawn from its ``seed``)."""
   return open_source(config.dataset, config.get("data_dir"), config.get("image_size", 224),
-                     config.seed, label_noise=config.get("label_noise", 0.0))
+                     config.seed, label_noise=config.get("label_noise", 0.0),
+                     decoding=DecodeOptions(config.get("antialias", True),
+                                           config.get("fast_dct", False)))
 
 
 def train_and_evaluate(
