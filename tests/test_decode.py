@@ -133,6 +133,47 @@ def test_decode_crop_through_turbojpeg_is_pillows_crop(photo, size, monkeypatch)
   assert differing <= 0.05 * total
 
 
+def _outcome(encoded, size, rng, options):
+  try:
+    return decode.decode_crop(encoded, "x", size, rng, options)
+  except decode.ImageError as e:
+    return str(e)
+
+
+@needs_turbojpeg
+def test_every_decoder_path_gives_pillows_crop(photo, monkeypatch):
+  """Without antialiasing the crops are Pillow's exactly, DCT scales included (the box is
+  rounded once, in the decoded image's pixels); MPO files (a phone's JPEG with a second
+  image) are drafted as Pillow drafts them; lossless JPEGs, which this libjpeg-turbo
+  build would decode past its buffer at a DCT scale, go to Pillow (whose verdict, a crop
+  or an error naming the file, stands)."""
+  import importlib
+  wheel = importlib.import_module("turbojpeg")  # The turbojpeg wheel's own module.
+  big = Image.fromarray(photo).resize((1600, 1068))
+  mpo = io.BytesIO()
+  big.save(mpo, format="MPO", save_all=True, append_images=[Image.fromarray(photo)])
+  lossless = wheel.compress(np.ascontiguousarray(photo[:300, :400]), 100, wheel.SAMP.Y444,
+                            lossless=True)
+  assert turbojpeg.header(lossless).lossless
+  files = {**_flavours(photo), "mpo": mpo.getvalue(), "lossless": lossless}
+  plain, antialiased = decode.Options(antialias=False), decode.Options()
+  cases = [(name, size, epoch, options) for name in files for size in (64, 150)
+           for epoch in (None, 0, 1, 2) for options in (plain, antialiased)]
+
+  def outcomes():
+    return [_outcome(files[name], size, None if epoch is None else
+                     decode.example_rng(0, epoch, 1), options)
+            for name, size, epoch, options in cases]
+
+  fast = outcomes()
+  monkeypatch.setattr(turbojpeg, "header", lambda encoded: None)
+  for case, got, want in zip(cases, fast, outcomes(), strict=True):
+    if isinstance(want, str) or case[3] is plain:
+      np.testing.assert_array_equal(got, want, err_msg=str(case))
+    else:
+      assert np.abs(got.astype(int) - want).max() <= 1, case
+
+
 def _bilinear(pixels, out_h, out_w):
   """tf.image.resize's bilinear without antialiasing (half-pixel centres, edges clamped),
   in float64 numpy, rounded."""

@@ -18,10 +18,13 @@ cropped to a small box decodes a quarter or an eighth of its pixels. Pixel value
 differ slightly from a full decode followed by the same resize.
 
 Where libjpeg-turbo 3 is installed (:mod:`mixjax.data.turbojpeg`), only the rows and
-columns the resize reads are decoded, as tf.data's ``decode_and_crop_jpeg`` does; the
-crops are the same pixels as Pillow's full decode gives (the decoded region has a margin
-beyond the filter's reach). A file is decoded whole, with Pillow, when it is not a JPEG,
-does not end with the JPEG end marker (a truncated file), is CMYK, or fails to decode
+columns the resize reads are decoded, as tf.data's ``decode_and_crop_jpeg`` does. The
+decoded region has a margin beyond the filter's reach, so its pixels are those of
+Pillow's full decode; the crops are Pillow's too without antialiasing, and within one
+level with it (Pillow's resize rounds its float box arithmetic differently once the box
+is offset into the region: about 2 % of the values). A file is decoded whole, with
+Pillow, when it is not a JPEG, does not end with the JPEG end marker (a truncated file),
+is CMYK, lossless or 12-bit, exceeds Pillow's ``MAX_IMAGE_PIXELS``, or fails to decode
 this way; so a damaged file gives Pillow's error, naming it, whichever crop is drawn.
 
 How pixels are made is an :class:`Options`: torchvision's choices by default (the
@@ -133,8 +136,28 @@ def open_image(data: bytes | str, name: str):
     return Image.open(data)
   except UnidentifiedImageError as e:
     raise ImageError(f"{name} is not an image Pillow can read (JPEG, PNG, ...): {e}") from e
+  except Image.DecompressionBombError as e:  # Over 2 × PIL.Image.MAX_IMAGE_PIXELS.
+    raise ImageError(f"{name}: {e}") from e
   except OSError as e:  # Missing, unreadable (permissions), a directory, ...
     raise ImageError(f"cannot read {name}: {e}") from e
+
+
+# What Pillow calls a JPEG it can draft (decode at a DCT scale): MPO is a phone's JPEG
+# with a second image appended, whose first image is decoded.
+_JPEG_FORMATS = ("JPEG", "MPO")
+
+
+def _turbojpeg_header(encoded: bytes) -> turbojpeg.Header | None:
+  """The header, where libjpeg-turbo 3 decodes this file: a JPEG that ends with its end
+  marker (a truncated one does not) and is within Pillow's ``MAX_IMAGE_PIXELS``."""
+  if encoded[:2] != b"\xff\xd8" or encoded[-2:] != b"\xff\xd9":
+    return None
+  head = turbojpeg.header(encoded)  # None without libjpeg-turbo 3.
+  if head is not None:
+    from PIL import Image
+    if Image.MAX_IMAGE_PIXELS and head.width * head.height > Image.MAX_IMAGE_PIXELS:
+      return None  # Pillow's decompression-bomb check (a warning, or an ImageError).
+  return head
 
 
 def _read(data: bytes | str, name: str) -> bytes:
@@ -172,8 +195,9 @@ def _target(width: int, height: int, size: int, rng: np.random.Generator | None)
 
 
 def _round_box(box) -> tuple[int, int, int, int]:
-  left, top = int(round(box[0])), int(round(box[1]))
-  return left, top, max(int(round(box[2])), left + 1), max(int(round(box[3])), top + 1)
+  """The box's corners rounded half up to whole pixels, at least one pixel wide."""
+  left, top, right, bottom = (math.floor(v + 0.5) for v in box)
+  return left, top, max(right, left + 1), max(bottom, top + 1)
 
 
 def _region(box, size: int, width: int, height: int, antialias: bool, resized):
@@ -196,7 +220,8 @@ def opencv():
     import cv2
   except ImportError as e:
     raise ImportError("antialias=False resizes with OpenCV: pip install "
-                      "opencv-python-headless (or keep antialias=True, Pillow's).") from e
+                      "opencv-python-headless (or any OpenCV wheel that provides cv2; or keep "
+                      "antialias=True, Pillow's).") from e
   return cv2
 
 
@@ -221,7 +246,7 @@ def _resize(pixels: np.ndarray, box, size: int, antialias: bool, resized) -> np.
 def _pillow_pixels(image, request, name: str) -> np.ndarray:
   """Decodes a Pillow image whole (at ``request``'s DCT scale for a JPEG) to RGB."""
   try:
-    if image.format == "JPEG" and request is not None:
+    if image.format in _JPEG_FORMATS and request is not None:
       image.draft("RGB", request)
     return np.asarray(image.convert("RGB"))  # Greyscale, CMYK, palette, alpha → RGB.
   except OSError as e:  # Truncated or corrupt data (Pillow raises at decode time).
@@ -247,9 +272,7 @@ def decode_crop(data: bytes | str, name: str, size: int,
       corrupt, or unreadable.
   """
   encoded = _read(data, name)
-  head = None
-  if encoded[:2] == b"\xff\xd8" and encoded[-2:] == b"\xff\xd9":
-    head = turbojpeg.header(encoded)  # None without libjpeg-turbo 3.
+  head = _turbojpeg_header(encoded)
   image = None
   if head is None:
     image = open_image(encoded, name)
@@ -258,12 +281,14 @@ def decode_crop(data: bytes | str, name: str, size: int,
     width, height = head.width, head.height
   box, scale, resized = _target(width, height, size, rng)
   request = _draft_request(width, height, scale)
-  if image is not None and image.format != "JPEG":
+  if image is not None and image.format not in _JPEG_FORMATS:
     request = None
   denom = _draft_denom(width, height, request)
   dw, dh = turbojpeg.scaled(width, denom), turbojpeg.scaled(height, denom)
   fx, fy = dw / width, dh / height
   box = (box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy)
+  if not options.antialias and resized is None:
+    box = _round_box(box)  # Whole pixels of the decoded image, whichever decoder made it.
   decoded = None
   if head is not None:
     region = _region(box, size, dw, dh, options.antialias, resized)

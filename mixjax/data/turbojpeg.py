@@ -7,9 +7,16 @@ host's cost per image. Pillow does not expose it; TurboJPEG 3 does
 (``tj3SetCroppingRegion``, with ``tj3SetScalingFactor`` for the DCT scales 1/2, 1/4, 1/8).
 
 The library comes from, in this order: the ``turbojpeg`` wheel on PyPI (it bundles
-libturbojpeg 3.0; ``mixjax[train]`` installs it on Linux x86-64 and macOS), or a system
-``libturbojpeg`` of version 3 or later (``ctypes.util.find_library``). Where neither is
-found, :func:`available` is ``False`` and :mod:`mixjax.data.decode` decodes with Pillow.
+libturbojpeg from libjpeg-turbo's 3.0 beta, 2.1.92; ``mixjax[train]`` installs it on Linux
+x86-64 and macOS), or a system ``libturbojpeg`` of version 3 or later
+(``ctypes.util.find_library``). Where neither is found, :func:`available` is ``False`` and
+:mod:`mixjax.data.decode` decodes with Pillow. (That wheel's Python module is also named
+``turbojpeg``, as PyTurboJPEG's is: with both installed, ``import turbojpeg`` finds the
+wheel's. mixjax never imports it; it loads the library file.)
+
+Only 8-bit lossy JPEGs are decoded here. Lossless (SOF3) and 12-bit files go to Pillow:
+this library build ignores the scaling factor for lossless files and would write past
+the buffer sized for the scaled image.
 
 A decoded region's pixels equal a full decode's except at its own left and right edges,
 where libjpeg-turbo's fancy chroma upsampling sees the region's edge as the image's (one
@@ -33,7 +40,8 @@ from typing import NamedTuple
 import numpy as np
 
 _INIT_DECOMPRESS = 1  # TJINIT_DECOMPRESS
-_PARAM_SUBSAMP, _PARAM_WIDTH, _PARAM_HEIGHT, _PARAM_COLORSPACE, _PARAM_FASTDCT = 4, 5, 6, 8, 10
+_PARAM_SUBSAMP, _PARAM_WIDTH, _PARAM_HEIGHT, _PARAM_PRECISION, _PARAM_COLORSPACE = 4, 5, 6, 7, 8
+_PARAM_FASTDCT, _PARAM_LOSSLESS = 10, 15
 _PIXEL_RGB = 0  # TJPF_RGB
 # TJCS_RGB, TJCS_YCbCr, TJCS_GRAY decode to RGB; CMYK and YCCK do not (Pillow does).
 _RGB_COLORSPACES = (0, 1, 2)
@@ -56,6 +64,8 @@ class Header(NamedTuple):
   height: int
   subsampling: int  # TJSAMP_*; -1 for an unusual one (no partial decoding then).
   colorspace: int  # TJCS_*.
+  precision: int  # Bits per sample: 8 (decoded here), 12 or 16 (Pillow's).
+  lossless: int  # 1 for a lossless (SOF3) JPEG (Pillow's).
 
 
 def _candidates():
@@ -129,8 +139,9 @@ def header(data: bytes) -> Header | None:
   lib, handle = _handle()
   if handle is None or lib.tj3DecompressHeader(handle, data, len(data)):
     return None
-  return Header(*(lib.tj3Get(handle, p) for p in (_PARAM_WIDTH, _PARAM_HEIGHT, _PARAM_SUBSAMP,
-                                                  _PARAM_COLORSPACE)))
+  return Header(*(lib.tj3Get(handle, p) for p in (
+      _PARAM_WIDTH, _PARAM_HEIGHT, _PARAM_SUBSAMP, _PARAM_COLORSPACE, _PARAM_PRECISION,
+      _PARAM_LOSSLESS)))
 
 
 def scaled(size: int, denom: int) -> int:
@@ -159,8 +170,8 @@ def decode(data: bytes, head: Header, denom: int = 1,
     (see the module docstring).
   """
   lib, handle = _handle()
-  if (handle is None or head.colorspace not in _RGB_COLORSPACES
-      or not 0 <= head.subsampling < len(_MCU_WIDTH)):
+  if (handle is None or head.colorspace not in _RGB_COLORSPACES or head.precision != 8
+      or head.lossless or not 0 <= head.subsampling < len(_MCU_WIDTH)):
     return None
   width, height = scaled(head.width, denom), scaled(head.height, denom)
   left, top, right, bottom = region if region is not None else (0, 0, width, height)
@@ -169,9 +180,11 @@ def decode(data: bytes, head: Header, denom: int = 1,
                      f"decoded at 1/{denom}.")
   mcu = max(_MCU_WIDTH[head.subsampling] // denom, 1)
   left -= left % mcu
-  # The scale and region are checked against the header last read on this handle.
-  if (lib.tj3DecompressHeader(handle, data, len(data))
-      or lib.tj3SetScalingFactor(handle, _Scale(1, denom))
+  # The scale and region are checked against the header last read on this handle; the
+  # buffer below is sized from ``head``, so it must be this data's.
+  if header(data) != head:
+    raise ValueError(f"head {head} is not this JPEG's header.")
+  if (lib.tj3SetScalingFactor(handle, _Scale(1, denom))
       or lib.tj3Set(handle, _PARAM_FASTDCT, int(fast_dct))):
     return None
   full = (left, top, right, bottom) == (0, 0, width, height)
