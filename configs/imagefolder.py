@@ -14,8 +14,10 @@ warm-up epochs, weight decay 1e-4, 90 epochs, bfloat16 compute.
 
 The network is torchvision's ResNet-50 (``--config.model=resnet18`` for the smaller one;
 the CIFAR networks keep the full resolution through their stems, so at 224 px they cost
-far more). Every host core decodes about 500 images/s (benchmarks/README.md, section 7), so set
-``data_threads`` to the cores a host can spare for its accelerators.
+far more). Every host core decodes about 620 images/s with torchvision's antialiased resize
+(the default) and 1,100 with tf.data's choices (``--config.antialias=False
+--config.fast_dct=True``; benchmarks/README.md, section 7), so set ``data_threads`` to the
+cores a host can spare for its accelerators.
 """
 
 from configs import base
@@ -39,8 +41,8 @@ def get_config():
   c.weight_decay = 1e-4
   c.schedule = "cosine"
   c.warmup_epochs = 5.0
-  # Decoding threads (Pillow releases the GIL): 2 threads decoded 12 % more than 2 worker
-  # processes on 2 cores (benchmarks/README.md, section 7). Workers: data_workers.
+  # Decoding threads (the decoders release the GIL): as fast as worker processes, without
+  # their start-up and pickling (benchmarks/README.md, section 7). Workers: data_workers.
   c.data_workers = 0
   c.data_threads = 8
   c.data_buffer = 2

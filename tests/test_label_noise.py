@@ -98,8 +98,10 @@ def test_the_trainer_reads_config_label_noise(tmp_path, monkeypatch):
   monkeypatch.setattr(loop, "open_source", record)
   config = digits.get_config()
   config.label_noise, config.seed = 0.2, 5
+  config.antialias, config.fast_dct = False, True  # tf.data's decoding choices.
   with pytest.raises(Opened) as opened:
     training.compare(config, str(tmp_path))
   args, kwargs = opened.value.args
   assert args[0] == "digits" and args[3] == 5
-  assert kwargs == {"label_noise": 0.2, "decoding": data.DecodeOptions()}
+  assert kwargs == {"label_noise": 0.2,
+                    "decoding": data.DecodeOptions(antialias=False, fast_dct=True)}

@@ -156,7 +156,7 @@ def iterate(dataset: grain.MapDataset, workers: int = 0, threads: int = 1,
   Args:
     dataset: a :func:`train_dataset` or :func:`eval_dataset`.
     workers: worker processes (``grain``'s ``mp_prefetch``); 0 reads in this process.
-    threads: threads loading batches in each process (Pillow decodes without the GIL).
+    threads: threads loading batches in each process (the decoders release the GIL).
     buffer: batches loaded ahead per process (per worker with workers).
   """
   _check_int(workers, "data_workers", 0)
