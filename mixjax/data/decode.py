@@ -209,8 +209,8 @@ def _region(box, size: int, width: int, height: int, antialias: bool, resized):
     reach_y = max((box[3] - box[1]) / size, 1.0)
     lo_x, lo_y = math.floor(box[0] - reach_x), math.floor(box[1] - reach_y)
     hi_x, hi_y = math.ceil(box[2] + reach_x), math.ceil(box[3] + reach_y)
-  else:
-    lo_x, lo_y, hi_x, hi_y = _round_box(box)
+  else:  # Plain bilinear reads only the box, rounded to whole pixels by decode_crop.
+    lo_x, lo_y, hi_x, hi_y = box
   return (max(lo_x - 2, 0), max(lo_y - 2, 0), min(hi_x + 2, width), min(hi_y + 2, height))
 
 
@@ -233,8 +233,8 @@ def _resize(pixels: np.ndarray, box, size: int, antialias: bool, resized) -> np.
     out = Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR, box=box)
     return np.asarray(out, dtype=np.uint8)
   cv2 = opencv()
-  if resized is None:
-    left, top, right, bottom = _round_box(box)
+  if resized is None:  # The box is in whole pixels (decode_crop rounds it).
+    left, top, right, bottom = box
     return cv2.resize(pixels[top:bottom, left:right], (size, size),
                       interpolation=cv2.INTER_LINEAR)
   new_h, new_w = resized

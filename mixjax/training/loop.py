@@ -27,24 +27,24 @@ import ml_collections
 import numpy as np
 
 from mixjax.data import (
-  DecodeOptions,
-  Source,
-  Split,
-  TrainInput,
-  eval_dataset,
-  open_source,
-  steps_per_epoch,
-  train_dataset,
+    DecodeOptions,
+    Source,
+    Split,
+    TrainInput,
+    eval_dataset,
+    open_source,
+    steps_per_epoch,
+    train_dataset,
 )
 from mixjax.data.pipeline import iterate
 from mixjax.models import get_model, list_models
 from mixjax.training import distributed
 from mixjax.training.checkpoint import Checkpointer
 from mixjax.training.methods import (
-  MANIFOLD_METHODS,
-  check_draw,
-  check_mixer,
-  mixer_from_config,
+    MANIFOLD_METHODS,
+    check_draw,
+    check_mixer,
+    mixer_from_config,
 )
 from mixjax.training.metrics import summarize
 from mixjax.training.optimizers import optimizer_from_config
